@@ -1,0 +1,55 @@
+# kuberay-py: the KubeRay operator as a Python asyncio program.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install bins test test-unit test-integration lint fmt run clean-plane-cache
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,dev]'
+	touch $(STAMP)
+
+## install: create .venv and install the operator with its test and dev tools (pinned by constraints.txt)
+install: $(STAMP)
+
+## bins: build the control-plane binaries for tests and `make run` (cached under ~/.cache/kuberay-py)
+bins:
+	bash hack/build-test-bins.sh >/dev/null
+
+## test: every test, on a real control plane (built on first use)
+test: install bins
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## test-unit: tests that need no control plane
+test-unit: install
+	$(PY) -m pytest test/unit $(PYTEST_ARGS)
+
+test-integration: install bins
+	$(PY) -m pytest test/integration $(PYTEST_ARGS)
+
+## lint: ruff and mypy (strict on api/, controllers/, internal/)
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## run: the operator against an embedded local control plane; Ctrl-C stops everything it started
+run: install bins
+	$(PY) cmd/main.py --local-control-plane $(RUN_ARGS)
+
+## manifests: generate the CRDs and RBAC under config/ from the Python types and controllers
+manifests: install
+	$(PY) hack/gen_manifests.py
+
+## check-manifests: fail when the committed generated files differ from what `make manifests` writes
+check-manifests: manifests
+	@git diff --exit-code --stat -- config/ || { echo "generated files under config/ are stale: run make manifests"; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- config/)" || { git status --porcelain -- config/; echo "untracked generated files: run make manifests and commit"; exit 1; }

@@ -1,0 +1,369 @@
+"""An async Kubernetes client over kubernetes-asyncio's connection setup (kubeconfig or in-cluster),
+speaking JSON decoded with orjson into plain dicts: no generated models on any path.
+
+Every request has a timeout, passes a client-side QPS/burst limiter, is counted in the
+``rest_client_*`` metrics and gets a child span when a trace is active.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+from kubernetes_asyncio.client import ApiClient
+from opentelemetry import trace
+
+from internal.client import errors
+from internal.client.metrics import ClientMetrics
+from internal.client.ratelimit import TokenBucket
+from internal.client.resources import Resource
+
+PatchType = Literal["merge", "json", "strategic", "apply"]
+_PATCH_CONTENT_TYPES: dict[str, str] = {
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "apply": "application/apply-patch+yaml",
+}
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_PAGE_SIZE = 500
+_JSON = "application/json"
+
+Obj = dict[str, Any]
+
+
+class ConnectionFailed(errors.ApiError):
+    """No HTTP answer: connection refused, reset, or TLS failure."""
+
+
+class Client:
+    """CRUD, list (paged), watch, patch (merge, JSON, strategic, server-side apply), status and
+    delete for any resource. ``api`` supplies the connection pool, TLS and credentials."""
+
+    def __init__(
+        self,
+        api: ApiClient,
+        *,
+        qps: float = 100.0,
+        burst: int = 200,
+        timeout: float = DEFAULT_TIMEOUT,
+        metrics: ClientMetrics | None = None,
+        tracer: trace.Tracer | None = None,
+        user_agent: str = "kuberay-py-operator",
+    ) -> None:
+        self.api = api
+        self.host = str(api.configuration.host).rstrip("/")
+        self._host_label = urlsplit(self.host).netloc
+        self.limiter = TokenBucket(qps, burst)
+        self.timeout = timeout
+        self.metrics = metrics
+        self.tracer = tracer or trace.get_tracer("kuberay-py.client")
+        self.user_agent = user_agent
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    # ---- plumbing --------------------------------------------------------------------------------
+
+    async def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers = {"Accept": _JSON, "User-Agent": self.user_agent}
+        if content_type:
+            headers["Content-Type"] = content_type
+        # Bearer tokens (in-cluster) are refreshed by the configuration's hook; certs live in the pool.
+        for auth in (await self.api.configuration.auth_settings()).values():
+            if auth.get("in") == "header" and auth.get("value"):
+                headers[auth["key"]] = auth["value"]
+        return headers
+
+    def _session(self) -> aiohttp.ClientSession:
+        session: aiohttp.ClientSession = self.api.rest_client.pool_manager
+        return session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = _JSON,
+        timeout: float | None = None,
+        verb: str | None = None,
+    ) -> Any:
+        """One API call; returns the decoded JSON answer or raises a typed ApiError."""
+        verb = verb or method
+        waited = await self.limiter.acquire()
+        if self.metrics:
+            self.metrics.rate_limiter.labels(verb, self._host_label).observe(waited)
+        data = None if body is None else (body if isinstance(body, bytes) else orjson.dumps(body))
+        headers = await self._headers(content_type if data is not None else None)
+        t = timeout or self.timeout
+        start = time.monotonic()
+        code = "<error>"
+        with self.tracer.start_as_current_span(
+            f"{verb} {path}", kind=trace.SpanKind.CLIENT, attributes={"http.method": method, "http.url": path}
+        ) as span:
+            try:
+                async with self._session().request(
+                    method,
+                    self.host + path,
+                    params=dict(query) if query else None,
+                    data=data,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=t),
+                ) as resp:
+                    raw = await resp.read()
+                    code = str(resp.status)
+                    span.set_attribute("http.status_code", resp.status)
+                    if resp.status >= 400:
+                        raise errors.from_response(resp.status, raw)
+                    return orjson.loads(raw) if raw else None
+            except TimeoutError as e:
+                raise errors.Timeout(f"{method} {path}: no answer within {t:.0f}s") from e
+            except aiohttp.ClientError as e:
+                raise ConnectionFailed(f"{method} {path}: {e}") from e
+            finally:
+                if self.metrics:
+                    self.metrics.requests.labels(code, method, self._host_label).inc()
+                    self.metrics.latency.labels(verb, self._host_label).observe(time.monotonic() - start)
+
+    # ---- reads -----------------------------------------------------------------------------------
+
+    async def get(self, res: Resource, name: str, namespace: str | None = None) -> Obj:
+        obj: Obj = await self.request("GET", res.path(name, namespace), verb="GET")
+        return obj
+
+    async def list_pages(
+        self,
+        res: Resource,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
+        resource_version: str | None = None,
+        resource_version_match: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[Obj]:
+        """Yield each page of a LIST. If a continue token expires mid-way, fall back to one full
+        list at the same resourceVersion (client-go's FullListIfExpired)."""
+        query: dict[str, str] = {}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        if field_selector:
+            query["fieldSelector"] = field_selector
+        if resource_version is not None:
+            query["resourceVersion"] = resource_version
+        if resource_version_match:
+            query["resourceVersionMatch"] = resource_version_match
+        if limit > 0:
+            query["limit"] = str(limit)
+        path = res.collection_path(namespace)
+        first = True
+        while True:
+            try:
+                page: Obj = await self.request("GET", path, query=query, timeout=timeout, verb="LIST")
+            except errors.Gone:
+                if first or "continue" not in query:
+                    raise
+                query.pop("continue")
+                query.pop("limit", None)
+                page = await self.request("GET", path, query=query, timeout=timeout, verb="LIST")
+                _fill_kind(page, res)
+                yield page
+                return
+            first = False
+            _fill_kind(page, res)
+            yield page
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return
+            query["continue"] = token
+            # A continued list is pinned to the first page's snapshot; RV options must not repeat.
+            query.pop("resourceVersion", None)
+            query.pop("resourceVersionMatch", None)
+
+    async def list(self, res: Resource, namespace: str | None = None, **kw: Any) -> Obj:
+        """All pages of a LIST merged into one list object (items, metadata.resourceVersion)."""
+        items: list[Obj] = []
+        meta: Obj = {}
+        async for page in self.list_pages(res, namespace, **kw):
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+        meta.pop("continue", None)
+        return {"apiVersion": res.api_version, "kind": f"{res.kind}List", "metadata": meta, "items": items}
+
+    async def watch(
+        self,
+        res: Resource,
+        namespace: str | None = None,
+        *,
+        resource_version: str | None = None,
+        timeout_seconds: int | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        allow_bookmarks: bool = True,
+        send_initial_events: bool = False,
+        read_timeout: float = 90.0,
+        connect_timeout: float = 10.0,
+    ) -> AsyncGenerator[Obj, None]:
+        """Yield watch events ({"type", "object"}) as dicts until the server closes the stream.
+
+        ``read_timeout`` is an inactivity timeout: a stream silent for that long (no event and no
+        bookmark) is treated as dead and raises Timeout, so a half-open connection cannot hang an
+        informer forever. An ERROR event is raised as the matching ApiError (410 → Gone).
+        Use with ``contextlib.aclosing`` so the connection is released when the caller stops."""
+        query: dict[str, str] = {"watch": "true"}
+        if resource_version is not None:
+            query["resourceVersion"] = resource_version
+        if timeout_seconds:
+            query["timeoutSeconds"] = str(timeout_seconds)
+        if label_selector:
+            query["labelSelector"] = label_selector
+        if field_selector:
+            query["fieldSelector"] = field_selector
+        if allow_bookmarks:
+            query["allowWatchBookmarks"] = "true"
+        if send_initial_events:
+            query["sendInitialEvents"] = "true"
+            query["resourceVersionMatch"] = "NotOlderThan"
+        path = res.collection_path(namespace)
+        await self.limiter.acquire()
+        headers = await self._headers(None)
+        code = "<error>"
+        try:
+            async with self._session().get(
+                self.host + path,
+                params=query,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
+                ),
+            ) as resp:
+                code = str(resp.status)
+                if resp.status != 200:
+                    raise errors.from_response(resp.status, await resp.read())
+                buf = b""
+                async for chunk in resp.content.iter_any():
+                    buf += chunk
+                    while True:
+                        nl = buf.find(b"\n")
+                        if nl < 0:
+                            break
+                        line, buf = buf[:nl], buf[nl + 1 :]
+                        if line.strip():
+                            yield _decode_event(line)
+                if buf.strip():
+                    yield _decode_event(buf)
+        except TimeoutError as e:
+            raise errors.Timeout(f"watch {path}: silent for {read_timeout:.0f}s") from e
+        except aiohttp.ClientPayloadError:
+            return  # the server cut the stream mid-chunk: a closed watch, resume from the last RV
+        except aiohttp.ClientError as e:
+            raise ConnectionFailed(f"watch {path}: {e}") from e
+        finally:
+            if self.metrics:
+                self.metrics.requests.labels(code, "GET", self._host_label).inc()
+
+    # ---- writes ----------------------------------------------------------------------------------
+
+    async def create(self, res: Resource, obj: Obj, namespace: str | None = None, *, dry_run: bool = False) -> Obj:
+        ns = namespace or (obj.get("metadata") or {}).get("namespace")
+        query = {"dryRun": "All"} if dry_run else None
+        out: Obj = await self.request("POST", res.collection_path(ns), body=obj, query=query, verb="POST")
+        return out
+
+    async def update(self, res: Resource, obj: Obj, *, subresource: str | None = None) -> Obj:
+        """PUT the object (its metadata.resourceVersion makes this a compare-and-swap: 409 if stale)."""
+        meta = obj["metadata"]
+        out: Obj = await self.request(
+            "PUT", res.path(meta["name"], meta.get("namespace"), subresource), body=obj, verb="PUT"
+        )
+        return out
+
+    async def update_status(self, res: Resource, obj: Obj) -> Obj:
+        return await self.update(res, obj, subresource="status")
+
+    async def patch(
+        self,
+        res: Resource,
+        name: str,
+        patch: Any,
+        namespace: str | None = None,
+        *,
+        patch_type: PatchType = "merge",
+        subresource: str | None = None,
+        field_manager: str | None = None,
+        force: bool = False,
+    ) -> Obj:
+        query: dict[str, str] = {}
+        if field_manager:
+            query["fieldManager"] = field_manager
+        if force:
+            query["force"] = "true"
+        out: Obj = await self.request(
+            "PATCH",
+            res.path(name, namespace, subresource),
+            body=patch,
+            query=query,
+            content_type=_PATCH_CONTENT_TYPES[patch_type],
+            verb="PATCH",
+        )
+        return out
+
+    async def apply(
+        self, res: Resource, obj: Obj, *, field_manager: str, force: bool = True, subresource: str | None = None
+    ) -> Obj:
+        """Server-side apply of ``obj`` (which carries apiVersion, kind and metadata.name)."""
+        meta = obj["metadata"]
+        return await self.patch(
+            res,
+            meta["name"],
+            obj,
+            meta.get("namespace"),
+            patch_type="apply",
+            subresource=subresource,
+            field_manager=field_manager,
+            force=force,
+        )
+
+    async def delete(
+        self,
+        res: Resource,
+        name: str,
+        namespace: str | None = None,
+        *,
+        propagation_policy: Literal["Foreground", "Background", "Orphan"] | None = None,
+        uid: str | None = None,
+        resource_version: str | None = None,
+        grace_period_seconds: int | None = None,
+    ) -> Obj | None:
+        """Delete; returns the object (if deletion is deferred by finalizers) or the Status."""
+        opts: Obj = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if propagation_policy:
+            opts["propagationPolicy"] = propagation_policy
+        if uid or resource_version:
+            opts["preconditions"] = {k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v}
+        if grace_period_seconds is not None:
+            opts["gracePeriodSeconds"] = grace_period_seconds
+        out: Obj | None = await self.request("DELETE", res.path(name, namespace), body=opts, verb="DELETE")
+        return out
+
+
+def _fill_kind(page: Obj, res: Resource) -> None:
+    # LIST items carry no apiVersion/kind; watch events do. Make cache entries uniform.
+    for item in page.get("items") or ():
+        item.setdefault("apiVersion", res.api_version)
+        item.setdefault("kind", res.kind)
+
+
+def _decode_event(line: bytes) -> Obj:
+    ev: Obj = orjson.loads(line)
+    if ev.get("type") == "ERROR":
+        status = ev.get("object") or {}
+        raise errors.from_response(int(status.get("code") or 500), orjson.dumps(status))
+    return ev

@@ -1,0 +1,140 @@
+"""Typed API errors, decided from the HTTP status and the Status object's reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+
+class ApiError(Exception):
+    """An error answer from the API server (or a request that never got one)."""
+
+    status: int = 0
+
+    def __init__(self, message: str, status: int = 0, reason: str = "", body: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status or type(self).status
+        self.reason = reason
+        self.body = body or {}
+
+    @property
+    def retry_after(self) -> float | None:
+        details = self.body.get("details") or {}
+        secs = details.get("retryAfterSeconds")
+        return float(secs) if isinstance(secs, int | float) else None
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class MethodNotAllowed(ApiError):
+    status = 405
+
+
+class Conflict(ApiError):
+    """409 on a write: stale resourceVersion or a server-side apply conflict."""
+
+    status = 409
+
+
+class AlreadyExists(Conflict):
+    """409 on create: the name is taken."""
+
+
+class Gone(ApiError):
+    """410: the resourceVersion is too old (compacted); relist."""
+
+    status = 410
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+
+
+class Invalid(ApiError):
+    """422: the object failed validation; ``causes`` lists the fields."""
+
+    status = 422
+
+    @property
+    def causes(self) -> list[dict[str, Any]]:
+        return list((self.body.get("details") or {}).get("causes") or [])
+
+
+class TooManyRequests(ApiError):
+    status = 429
+
+
+class ServerError(ApiError):
+    status = 500
+
+
+class Timeout(ApiError):
+    """The request timed out: client side (no answer in time) or a 504 from the server."""
+
+    status = 504
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    c.status: c
+    for c in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        Gone,
+        UnsupportedMediaType,
+        Invalid,
+        TooManyRequests,
+        Timeout,
+    )
+}
+
+
+def from_response(status: int, data: bytes) -> ApiError:
+    body: dict[str, Any] = {}
+    if data:
+        try:
+            decoded = orjson.loads(data)
+            if isinstance(decoded, dict):
+                body = decoded
+        except orjson.JSONDecodeError:
+            body = {"message": data[:500].decode(errors="replace")}
+    reason = str(body.get("reason") or "")
+    message = str(body.get("message") or f"HTTP {status}")
+    if status == 409 and reason == "AlreadyExists":
+        cls: type[ApiError] = AlreadyExists
+    elif status == 410 or reason in ("Expired", "Gone"):
+        cls = Gone
+    elif status in _BY_STATUS:
+        cls = _BY_STATUS[status]
+    elif status >= 500:
+        cls = ServerError
+    else:
+        cls = ApiError
+    return cls(message, status=status, reason=reason, body=body)
+
+
+def is_not_found(e: BaseException) -> bool:
+    return isinstance(e, NotFound)
+
+
+def is_conflict(e: BaseException) -> bool:
+    return isinstance(e, Conflict) and not isinstance(e, AlreadyExists)

@@ -1,0 +1,261 @@
+"""Session fixtures: a real control plane (local binaries by default, k3s on Docker hosts), CRDs from
+config/crd, a namespace per test, an async API client, and a guard that fails any test that connects
+anywhere but loopback.
+
+Environment:
+  K8S_TEST_REQUIRE=0   skip (instead of fail) tests that need a control plane when it cannot start
+  K8S_TEST_BUILD=1     build missing control-plane binaries from Go modules (minutes on a first run)
+  K8S_TEST_CACHE_DIR   where the binaries live (default ~/.cache/kuberay-py/k8s-…)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CRD_DIR = REPO / "config" / "crd" / "bases"
+ARTIFACTS = REPO / "test-artifacts"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=("local", "k3s"),
+        default=os.environ.get("K8S_TEST_BACKEND", "local"),
+        help="control plane for integration tests: local binaries (default) or a k3s container",
+    )
+
+
+# ---- loopback guard ------------------------------------------------------------------------------
+
+
+@dataclass
+class LoopbackGuard:
+    """Refuses, before any packet leaves, connects and name lookups that are not loopback."""
+
+    violations: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def allowed_host(host: Any) -> bool:
+        if isinstance(host, bytes):
+            host = host.decode()
+        if not isinstance(host, str):
+            return False
+        if host in ("localhost", "localhost.", ""):
+            return True
+        try:
+            return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+        except ValueError:
+            return False
+
+    def check(self, what: str, host: Any) -> None:
+        if not self.allowed_host(host):
+            msg = f"{what} to non-loopback address {host!r} blocked by the test loopback guard"
+            self.violations.append(msg)
+            raise PermissionError(msg)
+
+
+_GUARD = LoopbackGuard()
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        _GUARD.check("connect", address[0])
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self: socket.socket, address: Any) -> int:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        _GUARD.check("connect", address[0])
+    return _real_connect_ex(self, address)
+
+
+def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    if host is not None:
+        _GUARD.check("name lookup", host)
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+    socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+    socket.getaddrinfo = _guarded_getaddrinfo
+    config.stash[_failed_key] = False
+
+
+@pytest.fixture(autouse=True)
+def loopback_guard() -> Iterator[LoopbackGuard]:
+    """Fails the test if anything in it tried a non-loopback address, even if the error was caught."""
+    _GUARD.violations.clear()
+    yield _GUARD
+    if _GUARD.violations:
+        found = list(_GUARD.violations)
+        _GUARD.violations.clear()
+        pytest.fail("non-loopback network access: " + "; ".join(found))
+
+
+# ---- failure tracking (logs are kept when anything failed) ---------------------------------------
+
+_failed_key = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        item.config.stash[_failed_key] = True
+
+
+# ---- control plane -------------------------------------------------------------------------------
+
+
+def _require() -> bool:
+    return os.environ.get("K8S_TEST_REQUIRE", "1") != "0"
+
+
+def _unavailable(reason: str) -> None:
+    if _require():
+        pytest.fail(f"control plane unavailable: {reason}", pytrace=False)
+    pytest.skip(f"control plane unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.config.getoption("--backend"))
+
+
+@pytest.fixture(scope="session")
+def control_plane(
+    request: pytest.FixtureRequest, backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """Tier T1: etcd + kube-apiserver with the project's CRDs installed (or k3s with --backend=k3s)."""
+    if backend == "k3s":
+        yield from _k3s_plane(tmp_path_factory)
+        return
+
+    from internal.controlplane import (
+        ControlPlane,
+        PlaneError,
+        build_binaries,
+        default_bin_dir,
+        missing_binaries,
+    )
+
+    bin_dir = default_bin_dir()
+    if missing_binaries(bin_dir):
+        if os.environ.get("K8S_TEST_BUILD") == "1":
+            try:
+                bin_dir = build_binaries()
+            except PlaneError as e:
+                _unavailable(str(e))
+        else:
+            _unavailable(
+                f"binaries missing in {bin_dir} ({', '.join(missing_binaries(bin_dir))}); "
+                "run `make bins` or set K8S_TEST_BUILD=1"
+            )
+    plane = ControlPlane(bin_dir=bin_dir, work_dir=tmp_path_factory.mktemp("plane"))
+    try:
+        plane.start()
+        crds = sorted(CRD_DIR.glob("*.yaml"))
+        if crds:
+            plane.install_crds(crds)
+    except PlaneError as e:
+        plane.stop()
+        _keep_logs(plane, "startup")
+        _unavailable(str(e))
+    try:
+        yield plane
+    finally:
+        plane.stop()
+        if request.config.stash[_failed_key]:
+            _keep_logs(plane, "session")
+
+
+def _keep_logs(plane: Any, label: str) -> None:
+    dest = plane.keep_logs(ARTIFACTS / f"plane-{label}")
+    print(f"\ncontrol-plane logs kept in {dest}")
+
+
+def _k3s_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    if not shutil.which("docker") or not Path("/var/run/docker.sock").exists():
+        pytest.skip("--backend=k3s needs a Docker engine, and this host has none")
+    from testcontainers.k3s import K3SContainer  # type: ignore[import-untyped]
+
+    from internal.controlplane import KubeRest
+
+    @dataclass
+    class K3sPlane:
+        kubeconfig: Path
+        rest: KubeRest
+        sim_running: bool = True
+
+        @property
+        def server(self) -> str:
+            return self.rest.server
+
+        def request(self, *a: Any, **kw: Any) -> Any:
+            return self.rest.request(*a, **kw)
+
+        def install_crds(self, paths: list[Path], timeout: float = 60.0) -> list[str]:
+            return self.rest.install_crds(paths, timeout)
+
+        def start_sim(self) -> None:  # k3s has a real kubelet, scheduler and controller manager
+            return None
+
+    with K3SContainer(image="rancher/k3s:v1.36.2-k3s1") as k3s:
+        kc = tmp_path_factory.mktemp("k3s") / "kubeconfig"
+        kc.write_text(k3s.config_yaml())
+        plane = K3sPlane(kc, KubeRest.from_kubeconfig(kc))
+        crds = sorted(CRD_DIR.glob("*.yaml"))
+        if crds:
+            plane.install_crds(crds)
+        yield plane
+
+
+@pytest.fixture(scope="session")
+def sim_cluster(control_plane: Any) -> Any:
+    """Tier T2: the control plane plus kube-controller-manager, kube-scheduler and kwok."""
+    from internal.controlplane import PlaneError
+
+    try:
+        control_plane.start_sim()
+    except PlaneError as e:
+        _keep_logs(control_plane, "sim-startup")
+        _unavailable(str(e))
+    return control_plane
+
+
+@pytest.fixture
+async def kube(control_plane: Any) -> AsyncIterator[Any]:
+    """An async kubernetes-asyncio ApiClient for the test's event loop."""
+    from kubernetes_asyncio import config
+
+    api = await config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+    try:
+        yield api
+    finally:
+        await api.close()
+
+
+@pytest.fixture
+def namespace(control_plane: Any) -> Iterator[str]:
+    """A fresh namespace per test, deleted (without waiting) afterwards."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    r = control_plane.request("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
+    assert r.status == 201, r.body
+    yield name
+    control_plane.request("DELETE", f"/api/v1/namespaces/{name}")
