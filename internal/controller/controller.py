@@ -1,0 +1,227 @@
+"""A controller: watches feed a rate-limited work queue; N workers run the reconciler on each key.
+
+As controller-runtime: workers start only after every watched informer has synced (bounded by
+``cache_sync_timeout``); a key is never reconciled by two workers at once; an error requeues with
+backoff, ``requeue_after`` requeues after a delay, success forgets the key's failures; an exception
+escaping the reconciler is counted as a panic and treated as an error, never killing a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import trace
+
+from internal.client import Resource
+from internal.controller.handlers import MapFunc, for_object
+from internal.controller.metrics import ControllerMetrics
+from internal.controller.predicates import Predicate
+from internal.controller.reconcile import Reconciler, Request, Result, TerminalError
+from internal.informer import Cache, DeletedFinalStateUnknown, HandlerFuncs
+from internal.logging import log_context
+from internal.workqueue import PrometheusMetricsProvider, QueueShutDown, RateLimitingQueue
+from internal.workqueue.ratelimiter import RateLimiter, default_controller_rate_limiter
+
+log = logging.getLogger("kuberay.controller")
+
+Obj = Mapping[str, Any]
+
+
+@dataclass
+class Watch:
+    resource: Resource
+    mapper: MapFunc | Callable[[Obj], Iterable[Request]] = for_object
+    predicates: tuple[Predicate, ...] = ()
+
+
+@dataclass
+class ControllerOptions:
+    workers: int = 1
+    cache_sync_timeout: float = 120.0
+    reconcile_timeout: float | None = None
+    rate_limiter: RateLimiter[Request] | None = None
+    watches: list[Watch] = field(default_factory=list)
+
+
+class CacheSyncTimeout(RuntimeError):
+    pass
+
+
+class Controller:
+    def __init__(
+        self,
+        name: str,
+        reconciler: Reconciler,
+        cache: Cache,
+        options: ControllerOptions,
+        *,
+        metrics: ControllerMetrics | None = None,
+        queue_metrics: PrometheusMetricsProvider | None = None,
+        tracer: trace.Tracer | None = None,
+    ) -> None:
+        self.name = name
+        self.reconciler = reconciler
+        self.cache = cache
+        self.options = options
+        self.metrics = metrics
+        self.tracer = tracer or trace.get_tracer("kuberay-py.controller")
+        self.queue: RateLimitingQueue[Request] = RateLimitingQueue(
+            options.rate_limiter or default_controller_rate_limiter(),
+            name=name,
+            metrics_provider=queue_metrics,
+        )
+        self.started = asyncio.Event()
+
+    def watch(self, resource: Resource, mapper: Any = for_object, *predicates: Predicate) -> Controller:
+        self.options.watches.append(Watch(resource, mapper, tuple(predicates)))
+        return self
+
+    # ---- event plumbing --------------------------------------------------------------------------
+
+    def _handler(self, w: Watch) -> HandlerFuncs:
+        def enqueue(objs: Iterable[Obj]) -> None:
+            seen: set[Request] = set()
+            for o in objs:
+                for req in w.mapper(o):
+                    if req not in seen:
+                        seen.add(req)
+                        self.queue.add(req)
+
+        def on_add(obj: dict[str, Any], initial: bool) -> None:
+            if all(p.create(obj) for p in w.predicates):
+                enqueue([obj])
+
+        def on_update(old: dict[str, Any], new: dict[str, Any]) -> None:
+            if all(p.update(old, new) for p in w.predicates):
+                enqueue([old, new])
+
+        def on_delete(obj: dict[str, Any] | DeletedFinalStateUnknown) -> None:
+            o = obj.obj if isinstance(obj, DeletedFinalStateUnknown) else obj
+            if all(p.delete(o) for p in w.predicates):
+                enqueue([o])
+
+        return HandlerFuncs(on_add, on_update, on_delete)
+
+    # ---- running ---------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Register watches, wait for the caches, then run the workers until cancelled."""
+        if self.metrics:
+            self.metrics.init_controller(self.name, self.options.workers)
+        registrations = []
+        for w in self.options.watches:
+            for inf in self.cache.informers_for(w.resource):
+                registrations.append((inf, inf.add_event_handler(self._handler(w))))
+        try:
+            async with asyncio.timeout(self.options.cache_sync_timeout):
+                # Initial adds reach handlers inline, so a synced informer means synced handlers.
+                for inf, _ in registrations:
+                    await inf.wait_for_sync()
+        except TimeoutError:
+            raise CacheSyncTimeout(
+                f"controller {self.name}: caches not synced within {self.options.cache_sync_timeout:.0f}s"
+            ) from None
+        log.info("controller %s: caches synced, starting %d workers", self.name, self.options.workers)
+        self.started.set()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for i in range(self.options.workers):
+                    tg.create_task(self._worker(), name=f"{self.name}-worker-{i}")
+        finally:
+            self.queue.shutdown()
+            for inf, reg in registrations:
+                inf.remove_event_handler(reg)
+
+    async def stop(self, grace: float) -> None:
+        """Stop handing out keys; let in-flight reconciles finish for up to ``grace`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self.queue.shutdown_with_drain()
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                req = await self.queue.get()
+            except QueueShutDown:
+                return
+            if self.metrics:
+                self.metrics.active_workers.labels(self.name).inc()
+            try:
+                await self._reconcile_handler(req)
+            finally:
+                if self.metrics:
+                    self.metrics.active_workers.labels(self.name).dec()
+                self.queue.done(req)
+
+    async def _reconcile_handler(self, req: Request) -> None:
+        start = time.monotonic()
+        outcome = "success"
+        err: BaseException | None = None
+        result = Result()
+        with (
+            log_context(controller=self.name, namespace=req.namespace, name=req.name, reconcile_id=str(uuid.uuid4())),
+            self.tracer.start_as_current_span(
+                f"reconcile {self.name}",
+                attributes={"controller": self.name, "namespace": req.namespace, "name": req.name},
+            ) as span,
+        ):
+            try:
+                if self.options.reconcile_timeout:
+                    async with asyncio.timeout(self.options.reconcile_timeout):
+                        result = await self.reconciler.reconcile(req)
+                else:
+                    result = await self.reconciler.reconcile(req)
+            except TerminalError as e:
+                err, outcome = e, "terminal"
+            except TimeoutError as e:
+                err, outcome = e, "timeout"
+            except Exception as e:
+                err, outcome = e, "panic"
+            m = self.metrics
+            if err is not None:
+                span.set_attribute("result", "error")
+                span.record_exception(err)
+                if m:
+                    m.reconcile_errors.labels(self.name).inc()
+                    m.reconcile_total.labels(self.name, "error").inc()
+                if outcome == "terminal":
+                    if m:
+                        m.terminal_errors.labels(self.name).inc()
+                    log.error("reconcile %s failed terminally: %s", req, err)
+                else:
+                    if outcome == "panic" and m:
+                        m.panics.labels(self.name).inc()
+                    if outcome == "timeout" and m:
+                        m.timeouts.labels(self.name).inc()
+                    if result.requeue_after or result.requeue:
+                        log.warning("reconcile %s returned an error and a requeue; the requeue is ignored", req)
+                    log.error(
+                        "reconcile %s failed (%s): %s", req, outcome, err, exc_info=outcome == "panic"
+                    )
+                    self.queue.add_rate_limited(req)
+            elif result.requeue_after > 0:
+                span.set_attribute("result", "requeue_after")
+                span.set_attribute("requeue_after", result.requeue_after)
+                self.queue.forget(req)
+                self.queue.add_after(req, result.requeue_after)
+                if m:
+                    m.reconcile_total.labels(self.name, "requeue_after").inc()
+            elif result.requeue:
+                span.set_attribute("result", "requeue")
+                self.queue.add_rate_limited(req)
+                if m:
+                    m.reconcile_total.labels(self.name, "requeue").inc()
+            else:
+                span.set_attribute("result", "success")
+                self.queue.forget(req)
+                if m:
+                    m.reconcile_total.labels(self.name, "success").inc()
+            if m:
+                m.reconcile_time.labels(self.name).observe(time.monotonic() - start)
