@@ -58,7 +58,8 @@ def decode(text: str) -> Configuration:
         args[k] = v
     cfg = Configuration(**args)
     for name, f in known.items():
-        want = {"bool": bool, "int": int, "float": (int, float), "str": str}.get(str(f.type))
+        types: dict[str, tuple[type, ...]] = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
+        want = types.get(str(f.type))
         if want and not isinstance(getattr(cfg, name), want):
             raise ValueError(f"field {name!r} must be of type {f.type}")
     return cfg
