@@ -14,6 +14,7 @@ import ipaddress
 import os
 import shutil
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # test/support helpers
 CRD_DIR = REPO / "config" / "crd" / "bases"
 ARTIFACTS = REPO / "test-artifacts"
 
@@ -110,6 +112,7 @@ def loopback_guard() -> Iterator[LoopbackGuard]:
 # ---- failure tracking (logs are kept when anything failed) ---------------------------------------
 
 _failed_key = pytest.StashKey[bool]()
+_item_failed_key = pytest.StashKey[bool]()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -118,6 +121,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     rep = outcome.get_result()
     if rep.failed:
         item.config.stash[_failed_key] = True
+        item.stash[_item_failed_key] = True
 
 
 # ---- control plane -------------------------------------------------------------------------------
@@ -259,3 +263,40 @@ def namespace(control_plane: Any) -> Iterator[str]:
     assert r.status == 201, r.body
     yield name
     control_plane.request("DELETE", f"/api/v1/namespaces/{name}")
+
+
+@pytest.fixture
+async def kclient(control_plane: Any) -> AsyncIterator[Any]:
+    """The operator's own async client (internal.client.Client) for the shared control plane."""
+    from internal.client import Client, ClientMetrics, api_client, load_configuration
+    from internal.metrics import new_registry
+
+    cfg = await load_configuration(str(control_plane.kubeconfig))
+    c = Client(api_client(cfg, 16), metrics=ClientMetrics.register(new_registry()))
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+@pytest.fixture
+def private_plane(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> Iterator[Any]:
+    """A T1 control plane of the test's own, for tests that restart or break it."""
+    if backend != "local":
+        pytest.skip("private planes need the local backend")
+    from internal.controlplane import ControlPlane, PlaneError, default_bin_dir, missing_binaries
+
+    if missing_binaries(default_bin_dir()):
+        _unavailable("binaries missing; run `make bins`")
+    plane = ControlPlane(bin_dir=default_bin_dir(), work_dir=tmp_path / "plane")
+    try:
+        plane.start()
+    except PlaneError as e:
+        plane.stop()
+        _unavailable(str(e))
+    try:
+        yield plane
+    finally:
+        plane.stop()
+        if request.node.stash.get(_item_failed_key, False):
+            _keep_logs(plane, f"private-{request.node.name}")

@@ -232,6 +232,13 @@ class ControlPlane:
                 functools.partial(_https_insecure_ok, f"https://127.0.0.1:{port}/healthz"), 60, 0.2
             )
 
+    def restart_apiserver(self) -> None:
+        """Stop kube-apiserver and start it again on the same port and etcd (state is kept)."""
+        p = self.processes["kube-apiserver"]
+        p.stop()
+        p.start()
+        p.wait_ready(lambda: self.request("GET", "/readyz").status == 200, self.start_timeout, 0.2)
+
     def create_node(self, name: str) -> None:
         node = {
             "apiVersion": "v1",

@@ -126,6 +126,11 @@ class Cache:
         infs = self.informers_for(res)
         if namespace is not None and len(infs) > 1:
             infs = [i for i in infs if i.namespace == namespace]
+        # An unsynced cache would answer "nothing there", and a reconciler acting on that would
+        # create duplicates: refuse instead (the reconcile errors and is retried).
+        for inf in infs:
+            if not inf.has_synced():
+                raise CacheNotStarted(f"the informer for {res} has not synced yet")
         return infs
 
     def get(self, res: Resource, name: str, namespace: str | None = None) -> FrozenDict:
