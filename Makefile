@@ -53,3 +53,7 @@ manifests: install
 check-manifests: manifests
 	@git diff --exit-code --stat -- config/ || { echo "generated files under config/ are stale: run make manifests"; exit 1; }
 	@test -z "$$(git status --porcelain --untracked-files=all -- config/)" || { git status --porcelain -- config/; echo "untracked generated files: run make manifests and commit"; exit 1; }
+
+## bench-runtime: informer figures for 10,000 pods on a real control plane (see docs/benchmarks.md)
+bench-runtime: install bins
+	$(PY) hack/bench_runtime.py $(BENCH_ARGS)

@@ -133,8 +133,8 @@ class Client:
 
     # ---- reads -----------------------------------------------------------------------------------
 
-    async def get(self, res: Resource, name: str, namespace: str | None = None) -> Obj:
-        obj: Obj = await self.request("GET", res.path(name, namespace), verb="GET")
+    async def get(self, res: Resource, name: str, namespace: str | None = None, *, timeout: float | None = None) -> Obj:
+        obj: Obj = await self.request("GET", res.path(name, namespace), verb="GET", timeout=timeout)
         return obj
 
     async def list_pages(
@@ -271,17 +271,29 @@ class Client:
 
     # ---- writes ----------------------------------------------------------------------------------
 
-    async def create(self, res: Resource, obj: Obj, namespace: str | None = None, *, dry_run: bool = False) -> Obj:
+    async def create(
+        self,
+        res: Resource,
+        obj: Obj,
+        namespace: str | None = None,
+        *,
+        dry_run: bool = False,
+        timeout: float | None = None,
+    ) -> Obj:
         ns = namespace or (obj.get("metadata") or {}).get("namespace")
         query = {"dryRun": "All"} if dry_run else None
-        out: Obj = await self.request("POST", res.collection_path(ns), body=obj, query=query, verb="POST")
+        out: Obj = await self.request(
+            "POST", res.collection_path(ns), body=obj, query=query, verb="POST", timeout=timeout
+        )
         return out
 
-    async def update(self, res: Resource, obj: Obj, *, subresource: str | None = None) -> Obj:
+    async def update(
+        self, res: Resource, obj: Obj, *, subresource: str | None = None, timeout: float | None = None
+    ) -> Obj:
         """PUT the object (its metadata.resourceVersion makes this a compare-and-swap: 409 if stale)."""
         meta = obj["metadata"]
         out: Obj = await self.request(
-            "PUT", res.path(meta["name"], meta.get("namespace"), subresource), body=obj, verb="PUT"
+            "PUT", res.path(meta["name"], meta.get("namespace"), subresource), body=obj, verb="PUT", timeout=timeout
         )
         return out
 
@@ -299,6 +311,7 @@ class Client:
         subresource: str | None = None,
         field_manager: str | None = None,
         force: bool = False,
+        timeout: float | None = None,
     ) -> Obj:
         query: dict[str, str] = {}
         if field_manager:
@@ -312,6 +325,7 @@ class Client:
             query=query,
             content_type=_PATCH_CONTENT_TYPES[patch_type],
             verb="PATCH",
+            timeout=timeout,
         )
         return out
 

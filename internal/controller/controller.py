@@ -2,8 +2,9 @@
 
 As controller-runtime: workers start only after every watched informer has synced (bounded by
 ``cache_sync_timeout``); a key is never reconciled by two workers at once; an error requeues with
-backoff, ``requeue_after`` requeues after a delay, success forgets the key's failures; an exception
-escaping the reconciler is counted as a panic and treated as an error, never killing a worker.
+backoff, ``requeue_after`` requeues after a delay, success forgets the key's failures; an API error
+(``ApiError``) is an ordinary error; any other exception escaping the reconciler is counted as a panic
+and treated as an error, never killing a worker.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from internal.client import Resource
+from internal.client import ApiError, Resource
 from internal.controller.handlers import MapFunc, for_object
 from internal.controller.metrics import ControllerMetrics
 from internal.controller.predicates import Predicate
@@ -180,6 +181,10 @@ class Controller:
                     result = await self.reconciler.reconcile(req)
             except TerminalError as e:
                 err, outcome = e, "terminal"
+            except ApiError as e:
+                # An API error (conflict, not found, throttled, ...) is what a Go reconciler returns as
+                # its error: requeued with backoff, but not a panic and not worth a traceback.
+                err, outcome = e, "error"
             except TimeoutError as e:
                 err, outcome = e, "timeout"
             except Exception as e:
@@ -202,9 +207,7 @@ class Controller:
                         m.timeouts.labels(self.name).inc()
                     if result.requeue_after or result.requeue:
                         log.warning("reconcile %s returned an error and a requeue; the requeue is ignored", req)
-                    log.error(
-                        "reconcile %s failed (%s): %s", req, outcome, err, exc_info=outcome == "panic"
-                    )
+                    log.error("reconcile %s failed (%s): %s", req, outcome, err, exc_info=outcome == "panic")
                     self.queue.add_rate_limited(req)
             elif result.requeue_after > 0:
                 span.set_attribute("result", "requeue_after")

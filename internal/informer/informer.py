@@ -35,6 +35,11 @@ def strip_managed_fields(obj: Obj) -> Obj:
     return obj
 
 
+def _same_version(old: Obj, new: Obj) -> bool:
+    rv = (new.get("metadata") or {}).get("resourceVersion")
+    return bool(rv) and rv == (old.get("metadata") or {}).get("resourceVersion")
+
+
 class EventHandler(Protocol):
     def on_add(self, obj: Obj, initial: bool) -> None: ...
     def on_update(self, old: Obj, new: Obj) -> None: ...
@@ -164,7 +169,9 @@ class Informer:
         for old, new in changes:
             if old is None:
                 self._notify_add(new, initial)
-            else:
+            elif not _same_version(old, new):
+                # An unchanged object (same RV) is a "sync" update that client-go delivers only to
+                # handlers due for resync; a relist must not re-enqueue the whole cache.
                 self._notify_update(old, new)
         self._synced.set()
 

@@ -185,10 +185,18 @@ class Reflector:
             allow_bookmarks=True,
             read_timeout=self.read_timeout,
         )
-        async with contextlib.aclosing(stream):
-            async for ev in stream:
-                events += 1
-                self._handle(ev)
+        try:
+            async with contextlib.aclosing(stream):
+                async for ev in stream:
+                    events += 1
+                    self._handle(ev)
+        except Timeout as e:
+            # A silent stream takes read_timeout to detect; a Timeout sooner with no event at all is the
+            # server answering 504 (e.g. "too large resource version"): back off and relist rather than
+            # re-watching in a tight loop.
+            if events == 0 and time.monotonic() - started < self.read_timeout:
+                raise VeryShortWatchError(f"watch of {self.name} failed before any event: {e}") from e
+            raise
         if events == 0 and time.monotonic() - started < VERY_SHORT_WATCH:
             raise VeryShortWatchError(f"watch of {self.name} closed at once with no events")
 

@@ -119,4 +119,3 @@ class Manager:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace):
                 await asyncio.gather(*(c.stop(grace) for c in self.controllers))
-
