@@ -1,0 +1,69 @@
+"""Each reconcile is a span carrying the controller, object and result, and every log line written
+inside it carries the controller, the object key and the trace id."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from typing import Any
+
+import orjson
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from internal import logging as oplog
+from internal.controller import Controller, ControllerOptions, Request, Result
+from internal.informer import Cache
+
+
+class Logs:
+    async def reconcile(self, req: Request) -> Result:
+        logging.getLogger("kuberay.test").info("reconciling %s", req.name)
+        return Result(requeue_after=30)
+
+
+async def test_reconcile_span_and_log_fields() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    stream = io.StringIO()
+    oplog.configure("json", "info", stream=stream)
+    try:
+        c = Controller("demo", Logs(), Cache(client=None), ControllerOptions(), tracer=provider.get_tracer("t"))  # type: ignore[arg-type]
+        task = asyncio.create_task(c.run())
+        c.queue.add(Request("ns1", "obj1"))
+
+        async def logged() -> None:
+            while "reconciling obj1" not in stream.getvalue():
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(logged(), 5)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    finally:
+        logging.getLogger().handlers.clear()
+
+    line: dict[str, Any] = next(
+        orjson.loads(raw) for raw in stream.getvalue().splitlines() if "reconciling obj1" in raw
+    )
+    assert line["controller"] == "demo" and line["namespace"] == "ns1" and line["name"] == "obj1"
+    assert line["level"] == "info" and line["reconcile_id"]
+    [span] = [s for s in exporter.get_finished_spans() if s.name == "reconcile demo"]
+    assert line["trace_id"] == format(span.context.trace_id, "032x")
+    attrs = dict(span.attributes or {})
+    assert attrs["controller"] == "demo" and attrs["namespace"] == "ns1" and attrs["name"] == "obj1"
+    assert attrs["result"] == "requeue_after" and attrs["requeue_after"] == 30
+
+
+def test_text_format_carries_the_same_fields() -> None:
+    stream = io.StringIO()
+    oplog.configure("text", "info", stream=stream)
+    try:
+        with oplog.log_context(controller="raycluster", namespace="a", name="b"):
+            logging.getLogger("kuberay.test").info("hello")
+    finally:
+        logging.getLogger().handlers.clear()
+    out = stream.getvalue()
+    assert "hello" in out and "controller=raycluster" in out and "namespace=a" in out and "name=b" in out
