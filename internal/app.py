@@ -8,10 +8,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry, Counter
+
 from api.config.v1alpha1 import Configuration
 from internal.client import Client, ClientMetrics, api_client, load_configuration
 from internal.client import resources as r
 from internal.controller import Controller, ControllerMetrics
+from internal.events.recorder import EventRecorder, dropped_counter
 from internal.features import FeatureGates
 from internal.informer import ByObject, Cache, CacheOptions
 from internal.manager import Manager, ManagerOptions
@@ -38,6 +41,19 @@ class Runtime:
     gates: FeatureGates
     controller_metrics: ControllerMetrics
     queue_metrics: PrometheusMetricsProvider
+    registry: CollectorRegistry
+    _recorders: dict[str, EventRecorder] = field(default_factory=dict)
+    _dropped: Counter | None = None
+
+    def recorder(self, name: str) -> EventRecorder:
+        """The event recorder of one controller (reportingController=name), sending in the background."""
+        if name not in self._recorders:
+            if self._dropped is None:
+                self._dropped = dropped_counter(self.registry)
+            rec = EventRecorder(self.client, name, dropped=self._dropped)
+            self._recorders[name] = rec
+            self.manager.runnables.append(rec.run)
+        return self._recorders[name]
 
 
 ControllerSetup = Callable[[Runtime], list[Controller]]
@@ -102,6 +118,7 @@ async def build(opts: Options) -> Runtime:
         gates=opts.gates,
         controller_metrics=ControllerMetrics.register(registry),
         queue_metrics=PrometheusMetricsProvider(registry),
+        registry=registry,
     )
     for setup in default_setups() if opts.setups is None else opts.setups:
         for c in setup(rt):

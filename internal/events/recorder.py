@@ -224,6 +224,16 @@ class RecorderStats:
     send_attempts: int = 0
 
 
+def dropped_counter(registry: CollectorRegistry) -> Counter:
+    """The drop counter, registered once per registry and shared by every recorder on it."""
+    return Counter(
+        "event_recorder_dropped_events_total",
+        "Events the recorder dropped before sending, by reason (queue_full, spam, invalid).",
+        ["controller", "reason"],
+        registry=registry,
+    )
+
+
 class EventRecorder:
     """Writes events.k8s.io/v1 Events for one reporting controller."""
 
@@ -246,6 +256,7 @@ class EventRecorder:
         request_timeout: float | None = None,
         shutdown_timeout: float = 5.0,
         registry: CollectorRegistry | None = None,
+        dropped: Counter | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -279,14 +290,7 @@ class EventRecorder:
         self.max_inflight = max_inflight
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_name_ns = 0
-        self._dropped: Counter | None = None
-        if registry is not None:
-            self._dropped = Counter(
-                "event_recorder_dropped_events_total",
-                "Events the recorder dropped before sending, by reason (queue_full, spam, invalid).",
-                ["controller", "reason"],
-                registry=registry,
-            )
+        self._dropped: Counter | None = dropped_counter(registry) if registry is not None else dropped
 
     # ---- producing (synchronous, never blocks) -----------------------------------------------------
 
