@@ -32,8 +32,7 @@ class FrozenDict(Mapping[str, Any]):
             return self._d == other._d
         return self._d == other
 
-    def __hash__(self) -> int:
-        return id(self._d)
+    __hash__ = None  # type: ignore[assignment]  # mutable underneath, like dict
 
     def __repr__(self) -> str:
         return f"FrozenDict({self._d!r})"
@@ -62,8 +61,7 @@ class FrozenList(Sequence[Any]):
             return self._l == other._l
         return self._l == other
 
-    def __hash__(self) -> int:
-        return id(self._l)
+    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"FrozenList({self._l!r})"
