@@ -70,7 +70,10 @@ class Options:
 
 
 def default_setups() -> list[ControllerSetup]:
-    return []  # controllers register here as they land
+    """Every controller of this build, in upstream's registration order."""
+    from controllers.ray import raycluster_controller
+
+    return [raycluster_controller.setup]
 
 
 async def build(opts: Options) -> Runtime:

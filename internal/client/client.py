@@ -367,6 +367,27 @@ class Client:
         out: Obj | None = await self.request("DELETE", res.path(name, namespace), body=opts, verb="DELETE")
         return out
 
+    async def delete_collection(
+        self,
+        res: Resource,
+        namespace: str,
+        *,
+        label_selector: str,
+        propagation_policy: Literal["Foreground", "Background", "Orphan"] | None = None,
+    ) -> Obj | None:
+        """DeleteAllOf: every object in ``namespace`` matching ``label_selector``."""
+        opts: Obj = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if propagation_policy:
+            opts["propagationPolicy"] = propagation_policy
+        out: Obj | None = await self.request(
+            "DELETE",
+            res.collection_path(namespace),
+            body=opts,
+            query={"labelSelector": label_selector},
+            verb="DELETECOLLECTION",
+        )
+        return out
+
 
 def _fill_kind(page: Obj, res: Resource) -> None:
     # LIST items carry no apiVersion/kind; watch events do. Make cache entries uniform.

@@ -161,7 +161,7 @@ class LeaderElector:
     ``wall_clock`` gives the timestamps written into the Lease; ``sleep`` and ``rand`` drive the
     retry pacing. All are injectable for tests."""
 
-    def __init__(  # noqa: PLR0917 - (client, namespace, name, identity, config, registry) may be positional
+    def __init__(
         self,
         client: LeaseClient,
         namespace: str,

@@ -1,0 +1,249 @@
+"""The RayCluster controller on the simulated cluster (kube-scheduler binds pods, kwok makes them
+Running and Ready with loopback IPs): the same objects and status as upstream KubeRay, through
+scaling, workersToDelete, suspend, pod loss and deletion."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from typing import Any
+
+import pytest
+import yaml
+from support.operator import running_operator
+from support.wait import eventually
+
+from internal.client import Client, NotFound
+from internal.client.resources import EVENTS, PODS, RAYCLUSTERS, SERVICES
+
+pytestmark = pytest.mark.t2
+
+CLUSTER = yaml.safe_load(
+    """
+apiVersion: ray.io/v1
+kind: RayCluster
+metadata:
+  name: rc
+spec:
+  rayVersion: '2.52.0'
+  headGroupSpec:
+    rayStartParams: {}
+    template:
+      spec:
+        containers:
+        - name: ray-head
+          image: rayproject/ray:2.52.0
+          resources: {requests: {cpu: "1", memory: 2Gi}, limits: {cpu: "1", memory: 2Gi}}
+  workerGroupSpecs:
+  - groupName: small
+    replicas: 2
+    minReplicas: 0
+    maxReplicas: 10
+    rayStartParams: {}
+    template:
+      spec:
+        containers:
+        - name: ray-worker
+          image: rayproject/ray:2.52.0
+          resources: {requests: {cpu: "1", memory: 1Gi}, limits: {cpu: "1", memory: 1Gi}}
+  - groupName: gpu
+    replicas: 1
+    minReplicas: 0
+    maxReplicas: 4
+    rayStartParams: {}
+    template:
+      spec:
+        containers:
+        - name: ray-worker
+          image: rayproject/ray:2.52.0
+          resources: {limits: {cpu: "2", memory: 4Gi, nvidia.com/gpu: "1"}}
+"""
+)
+
+
+def cluster(name: str, ns: str, **changes: Any) -> dict[str, Any]:
+    c = copy.deepcopy(CLUSTER)
+    c["metadata"] = {"name": name, "namespace": ns}
+    for k, v in changes.items():
+        c["spec"][k] = v
+    return c
+
+
+async def pods_of(c: Client, ns: str, name: str, **labels: str) -> list[dict[str, Any]]:
+    sel = ",".join([f"ray.io/cluster={name}", *(f"{k}={v}" for k, v in labels.items())])
+    items = (await c.list(PODS, ns, label_selector=sel))["items"]
+    return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+
+async def status(c: Client, ns: str, name: str) -> dict[str, Any]:
+    return (await c.get(RAYCLUSTERS, name, ns)).get("status") or {}
+
+
+async def wait_ready(c: Client, ns: str, name: str, workers: int, timeout: float = 90) -> dict[str, Any]:
+    async def ready() -> dict[str, Any] | None:
+        st = await status(c, ns, name)
+        ok = st.get("state") == "ready" and st.get("readyWorkerReplicas") == workers
+        return st if ok and len(await pods_of(c, ns, name)) == workers + 1 else None
+
+    return await eventually(ready, timeout, f"RayCluster {name} ready with {workers} workers")
+
+
+def cond(st: dict[str, Any], ctype: str) -> dict[str, Any]:
+    return next((c for c in st.get("conditions") or () if c["type"] == ctype), {})
+
+
+async def test_cluster_reaches_ready_with_upstream_objects_and_status(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    async with running_operator(sim_cluster.kubeconfig):
+        await kclient.create(RAYCLUSTERS, cluster("rc", namespace))
+        st = await wait_ready(kclient, namespace, "rc", 3)
+
+        assert st["desiredWorkerReplicas"] == 3 and st["availableWorkerReplicas"] == 3
+        assert st["minWorkerReplicas"] == 0 and st["maxWorkerReplicas"] == 14
+        assert st["desiredCPU"] == "5" and st["desiredMemory"] == "8Gi" and st["desiredGPU"] == "1"
+        assert cond(st, "HeadPodReady")["status"] == "True"
+        assert cond(st, "RayClusterProvisioned")["reason"] == "AllPodRunningAndReadyFirstTime"
+        assert st["observedGeneration"] == 1
+
+        [head] = await pods_of(kclient, namespace, "rc", **{"ray.io/node-type": "head"})
+        assert head["metadata"]["name"].startswith("rc-head-")
+        assert head["metadata"]["labels"]["ray.io/group"] == "headgroup"
+        assert head["metadata"]["ownerReferences"][0]["kind"] == "RayCluster"
+        assert ipaddress.ip_address(st["head"]["podIP"]).is_loopback
+        assert st["head"]["serviceName"] == "rc-head-svc"
+        assert st["head"]["serviceIP"] == st["head"]["podIP"]  # headless head service
+        svc = await kclient.get(SERVICES, "rc-head-svc", namespace)
+        assert svc["spec"]["clusterIP"] == "None"
+        assert st["endpoints"]["dashboard"] == "8265"
+        workers = await pods_of(kclient, namespace, "rc", **{"ray.io/group": "small"})
+        assert len(workers) == 2 and all(w["metadata"]["name"].startswith("rc-small-worker-") for w in workers)
+        cmd = " ".join(workers[0]["spec"]["containers"][0]["args"])
+        assert "--address=rc-head-svc." in cmd and "--block" in cmd
+
+
+async def test_scaling_workers_to_delete_and_pod_recovery(sim_cluster: Any, kclient: Client, namespace: str) -> None:
+    async with running_operator(sim_cluster.kubeconfig):
+        await kclient.create(RAYCLUSTERS, cluster("rc", namespace))
+        await wait_ready(kclient, namespace, "rc", 3)
+        groups = (await kclient.get(RAYCLUSTERS, "rc", namespace))["spec"]["workerGroupSpecs"]
+
+        groups[0]["replicas"] = 5
+        await kclient.patch(RAYCLUSTERS, "rc", {"spec": {"workerGroupSpecs": groups}}, namespace)
+        await wait_ready(kclient, namespace, "rc", 6)
+
+        groups[0]["replicas"] = 1
+        await kclient.patch(RAYCLUSTERS, "rc", {"spec": {"workerGroupSpecs": groups}}, namespace)
+        await wait_ready(kclient, namespace, "rc", 2)
+
+        # workersToDelete removes exactly that pod; the group is refilled to its replicas.
+        [victim] = await pods_of(kclient, namespace, "rc", **{"ray.io/group": "small"})
+        groups[0]["scaleStrategy"] = {"workersToDelete": [victim["metadata"]["name"]]}
+        await kclient.patch(RAYCLUSTERS, "rc", {"spec": {"workerGroupSpecs": groups}}, namespace)
+
+        async def replaced() -> bool:
+            names = [
+                p["metadata"]["name"] for p in await pods_of(kclient, namespace, "rc", **{"ray.io/group": "small"})
+            ]
+            return len(names) == 1 and names[0] != victim["metadata"]["name"]
+
+        await eventually(replaced, 60, "the listed worker replaced")
+
+        # A deleted worker and a deleted head are recreated.
+        [worker] = await pods_of(kclient, namespace, "rc", **{"ray.io/group": "gpu"})
+        await kclient.delete(PODS, worker["metadata"]["name"], namespace)
+        [head] = await pods_of(kclient, namespace, "rc", **{"ray.io/node-type": "head"})
+        await kclient.delete(PODS, head["metadata"]["name"], namespace)
+
+        async def recovered() -> bool:
+            pods = await pods_of(kclient, namespace, "rc")
+            names = {p["metadata"]["name"] for p in pods}
+            return len(pods) == 3 and worker["metadata"]["name"] not in names and head["metadata"]["name"] not in names
+
+        await eventually(recovered, 60, "the deleted head and worker recreated")
+        await wait_ready(kclient, namespace, "rc", 2)
+
+
+async def test_suspend_and_resume_cluster_and_group(sim_cluster: Any, kclient: Client, namespace: str) -> None:
+    async with running_operator(sim_cluster.kubeconfig):
+        await kclient.create(RAYCLUSTERS, cluster("rc", namespace))
+        await wait_ready(kclient, namespace, "rc", 3)
+
+        await kclient.patch(RAYCLUSTERS, "rc", {"spec": {"suspend": True}}, namespace)
+
+        async def suspended() -> dict[str, Any] | None:
+            st = await status(kclient, namespace, "rc")
+            return st if st.get("state") == "suspended" and not await pods_of(kclient, namespace, "rc") else None
+
+        st = await eventually(suspended, 60, "the cluster suspended with no pods")
+        assert cond(st, "RayClusterSuspended")["status"] == "True"
+        assert cond(st, "RayClusterSuspending")["status"] == "False"
+
+        await kclient.patch(RAYCLUSTERS, "rc", {"spec": {"suspend": False}}, namespace)
+        await wait_ready(kclient, namespace, "rc", 3)
+
+        groups = (await kclient.get(RAYCLUSTERS, "rc", namespace))["spec"]["workerGroupSpecs"]
+        groups[1]["suspend"] = True
+        await kclient.patch(RAYCLUSTERS, "rc", {"spec": {"workerGroupSpecs": groups}}, namespace)
+
+        async def group_gone() -> bool:
+            return not await pods_of(kclient, namespace, "rc", **{"ray.io/group": "gpu"})
+
+        await eventually(group_gone, 60, "the suspended group's pods deleted")
+        await wait_ready(kclient, namespace, "rc", 2)
+
+
+async def test_multi_host_group_gets_num_of_hosts_pods_per_replica(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    c = cluster("mh", namespace)
+    c["spec"]["workerGroupSpecs"] = [{**c["spec"]["workerGroupSpecs"][0], "numOfHosts": 2, "replicas": 2}]
+    async with running_operator(sim_cluster.kubeconfig):
+        await kclient.create(RAYCLUSTERS, c)
+        await wait_ready(kclient, namespace, "mh", 4)
+        workers = await pods_of(kclient, namespace, "mh", **{"ray.io/node-type": "worker"})
+        replicas: dict[str, list[str]] = {}
+        for w in workers:
+            labels = w["metadata"]["labels"]
+            replicas.setdefault(labels["ray.io/worker-group-replica-name"], []).append(
+                labels["ray.io/replica-host-index"]
+            )
+        assert len(replicas) == 2 and all(sorted(h) == ["0", "1"] for h in replicas.values())
+        await kclient.get(SERVICES, "mh-headless", namespace)
+
+
+async def test_deleting_the_cluster_removes_everything_it_owns(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    async with running_operator(sim_cluster.kubeconfig):
+        await kclient.create(RAYCLUSTERS, cluster("rc", namespace))
+        await wait_ready(kclient, namespace, "rc", 3)
+        await kclient.delete(RAYCLUSTERS, "rc", namespace, propagation_policy="Background")
+
+        async def gone() -> bool:
+            pods = (await kclient.list(PODS, namespace, label_selector="ray.io/cluster=rc"))["items"]
+            try:
+                await kclient.get(SERVICES, "rc-head-svc", namespace)
+            except NotFound:
+                return not pods
+            return False
+
+        await eventually(gone, 90, "the cluster's pods and services garbage-collected")
+
+
+async def test_invalid_cluster_gets_a_warning_event_and_no_pods(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    bad = cluster("bad", namespace)
+    bad["spec"]["workerGroupSpecs"][0]["minReplicas"] = 5
+    bad["spec"]["workerGroupSpecs"][0]["maxReplicas"] = 1
+    async with running_operator(sim_cluster.kubeconfig):
+        await kclient.create(RAYCLUSTERS, bad)
+
+        async def warned() -> dict[str, Any] | None:
+            events = (await kclient.list(EVENTS, namespace))["items"]
+            return next((e for e in events if e.get("reason") == "InvalidRayClusterSpec"), None)
+
+        ev = await eventually(warned, 30, "an InvalidRayClusterSpec event")
+        assert ev["type"] == "Warning" and ev["regarding"]["name"] == "bad"
+        assert not await pods_of(kclient, namespace, "bad")

@@ -1,0 +1,64 @@
+"""Run the operator in-process (the real wiring of internal.app) for a test, and stop it after."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from api.config.v1alpha1 import Configuration
+from internal.app import Options, Runtime, run_operator
+from internal.controller import Controller
+from internal.features import FeatureGates
+from support.wait import eventually
+
+
+@contextlib.asynccontextmanager
+async def running_operator(
+    kubeconfig: Path,
+    setups: list[Callable[[Runtime], list[Controller]]] | None = None,
+    *,
+    concurrency: int = 2,
+    gates: str = "",
+    namespaces: str = "",
+    enable_metrics: bool = True,
+) -> AsyncIterator[Runtime]:
+    """Yields the operator's Runtime once its manager serves; stops it gracefully afterwards."""
+    runtimes: list[Runtime] = []
+
+    def capture(rt: Runtime) -> list[Controller]:
+        runtimes.append(rt)
+        return []
+
+    stop = asyncio.Event()
+    opts = Options(
+        config=Configuration(
+            metricsAddr="127.0.0.1:0",
+            probeAddr="127.0.0.1:0",
+            enableLeaderElection=False,
+            reconcileConcurrency=concurrency,
+            watchNamespace=namespaces,
+            enableMetrics=enable_metrics,
+        ),
+        gates=FeatureGates.parse(gates),
+        kubeconfig=str(kubeconfig),
+        setups=None if setups is None else [capture, *setups],
+        graceful_shutdown_timeout=5,
+    )
+    if setups is None:
+        from internal.app import default_setups
+
+        opts.setups = [capture, *default_setups()]
+    task = asyncio.create_task(run_operator(opts, stop))
+    try:
+        await eventually(lambda: (runtimes and runtimes[0].manager.probe_port) or task.done(), 30, "operator start")
+        if task.done():
+            task.result()
+        yield runtimes[0]
+    finally:
+        stop.set()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(task, 30)
+        if task.done() and not task.cancelled() and task.exception():
+            raise task.exception()  # type: ignore[misc]
