@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
@@ -42,6 +43,7 @@ class Runtime:
     controller_metrics: ControllerMetrics
     queue_metrics: PrometheusMetricsProvider
     registry: CollectorRegistry
+    dashboards: Any = None  # controllers.ray.utils.dashboard.DashboardClientFactory
     _recorders: dict[str, EventRecorder] = field(default_factory=dict)
     _dropped: Counter | None = None
 
@@ -67,13 +69,14 @@ class Options:
     graceful_shutdown_timeout: float = 30.0
     leader_election_namespace: str = "default"
     setups: list[ControllerSetup] | None = None  # None: every controller this build has
+    dashboards: Any = None  # a DashboardClientFactory to use instead of the flag-chosen one (tests, local runs)
 
 
 def default_setups() -> list[ControllerSetup]:
     """Every controller of this build, in upstream's registration order."""
-    from controllers.ray import raycluster_controller
+    from controllers.ray import raycluster_controller, rayjob_controller
 
-    return [raycluster_controller.setup]
+    return [raycluster_controller.setup, rayjob_controller.setup]
 
 
 async def build(opts: Options) -> Runtime:
@@ -123,6 +126,10 @@ async def build(opts: Options) -> Runtime:
         queue_metrics=PrometheusMetricsProvider(registry),
         registry=registry,
     )
+    from controllers.ray.utils import dashboard
+
+    resolver = dashboard.KubernetesProxy(client) if cfg.useKubernetesProxy else dashboard.ServiceDNS()
+    rt.dashboards = opts.dashboards or dashboard.DashboardClientFactory(resolver)
     for setup in default_setups() if opts.setups is None else opts.setups:
         for c in setup(rt):
             manager.add_controller(c)
@@ -148,5 +155,7 @@ async def run_operator(opts: Options, stop: asyncio.Event, started: asyncio.Even
             await run
             waiter.cancel()
     finally:
+        if rt.dashboards is not None:
+            await rt.dashboards.close()
         await rt.client.close()
         await rt.cache.client.close()

@@ -250,6 +250,11 @@ class RayJobStatus(View):
         doc="First failure of a dashboard job status check; cleared on success.",
     )
     observed_generation = Int64("observedGeneration")
+    # Not in upstream: where the driver log was kept when the job's RayCluster was deleted.
+    driver_log_config_map = Str(
+        "driverLogConfigMap",
+        doc="ConfigMap (key driver.log) holding the driver log saved before the RayCluster was deleted.",
+    )
 
 
 class RayJob(TopLevel):

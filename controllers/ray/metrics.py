@@ -74,3 +74,61 @@ class RayClusterMetrics:
         for labels in list(self.provisioned_duration._metrics):  # DeletePartialMatch{name, namespace}
             if labels[0] == name and labels[1] == namespace:
                 self.provisioned_duration.remove(*labels)
+
+
+class _JobCollector(Collector):
+    def __init__(self, cache: Cache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        info = GaugeMetricFamily(
+            "kuberay_job_info",
+            "Metadata information about RayJob custom resources",
+            labels=["name", "namespace", "uid"],
+        )
+        deploy = GaugeMetricFamily(
+            "kuberay_job_deployment_status",
+            "The RayJob's current deployment status",
+            labels=["name", "namespace", "uid", "deployment_status"],
+        )
+        try:
+            jobs = self.cache.list(res.RAYJOBS)
+        except CacheNotStarted:
+            jobs = []
+        for j in jobs:
+            meta = j.get("metadata") or {}
+            name, ns, uid = str(meta.get("name")), str(meta.get("namespace")), str(meta.get("uid"))
+            info.add_metric([name, ns, uid], 1)
+            deploy.add_metric([name, ns, uid, str((j.get("status") or {}).get("jobDeploymentStatus") or "")], 1)
+        yield info
+        yield deploy
+
+
+class RayJobMetrics:
+    def __init__(self, registry: CollectorRegistry, cache: Cache) -> None:
+        self.execution_duration = Gauge(
+            "kuberay_job_execution_duration_seconds",
+            "Duration of the RayJob CR's JobDeploymentStatus transition from Initializing to either the Retrying "
+            "state or a terminal state, such as Complete or Failed.",
+            ["name", "namespace", "uid", "job_deployment_status", "retry_count"],
+            registry=registry,
+        )
+        registry.register(_JobCollector(cache))
+
+    def observe_transition(self, job: Mapping[str, Any], old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        """After a successful status write: old not terminal, new Complete, Failed or Retrying."""
+        if old.get("jobDeploymentStatus") in ("Complete", "Failed"):
+            return
+        state = new.get("jobDeploymentStatus")
+        if state not in ("Complete", "Failed", "Retrying") or not new.get("startTime"):
+            return
+        start = dt.datetime.fromisoformat(str(new["startTime"]).replace("Z", "+00:00"))
+        meta = job.get("metadata") or {}
+        self.execution_duration.labels(
+            meta.get("name"), meta.get("namespace"), meta.get("uid"), state, str(int(old.get("failed") or 0))
+        ).set((dt.datetime.now(dt.UTC) - start).total_seconds())
+
+    def forget_job(self, name: str, namespace: str) -> None:
+        for labels in list(self.execution_duration._metrics):
+            if labels[0] == name and labels[1] == namespace:
+                self.execution_duration.remove(*labels)

@@ -136,7 +136,7 @@ def _stop_head(proc: subprocess.Popen[bytes], marker: str) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_head() -> Iterator[RayHead]:
     reason = _ray_unavailable()
     if reason:

@@ -451,3 +451,53 @@ class EventReason(StrEnum):
     RAY_CLUSTER_NOT_FOUND = "RayClusterNotFound"
     BATCH_SCHEDULER_CLEANED_UP = "BatchSchedulerCleanedUp"
     FAILED_TO_CLEANUP_BATCH_SCHEDULER = "FailedToCleanupBatchScheduler"
+
+
+# ---- RayJob builders (§3.4-§3.8, ``common/job.go``, ``rayjob_controller.go``) -----------------------
+
+RAY_JOB_KIND: Final = "RayJob"
+BATCH_API_VERSION: Final = "batch/v1"
+BATCH_JOB_KIND: Final = "Job"
+
+
+class JobSubmissionMode(StrEnum):
+    """``spec.submissionMode`` values (the CRD default is ``K8sJobMode``)."""
+
+    K8S_JOB_MODE = "K8sJobMode"
+    HTTP_MODE = "HTTPMode"
+    INTERACTIVE_MODE = "InteractiveMode"
+    SIDECAR_MODE = "SidecarMode"
+
+
+#: The clusterSelector key naming an existing RayCluster (``RayJobDefaultClusterSelectorKey``).
+RAY_JOB_DEFAULT_CLUSTER_SELECTOR_KEY: Final = "ray.io/cluster"
+#: ``spec.backoffLimit`` of the submitter Job when ``submitterConfig.backoffLimit`` is unset.
+DEFAULT_SUBMITTER_BACKOFF_LIMIT: Final = 2
+#: Resources of the default submitter container (``GetDefaultSubmitterContainer``).
+SUBMITTER_DEFAULT_CPU_LIMIT: Final = "1"
+SUBMITTER_DEFAULT_MEMORY_LIMIT: Final = "1Gi"
+SUBMITTER_DEFAULT_CPU_REQUEST: Final = "500m"
+SUBMITTER_DEFAULT_MEMORY_REQUEST: Final = "200Mi"
+#: Env var set to ``1`` on every submitter container for real-time logs.
+PYTHON_UNBUFFERED_ENV_VAR: Final = "PYTHONUNBUFFERED"
+#: ``restartPolicy`` of the default submitter pod and of the head pod in SidecarMode.
+RESTART_POLICY_NEVER: Final = "Never"
+#: Container-level ``restartPolicy`` of the sidecar submitter with gate ``SidecarSubmitterRestart``.
+RESTART_POLICY_ON_FAILURE: Final = "OnFailure"
+#: ``ray.io/disable-provisioned-head-restart`` value set on SidecarMode clusters.
+DISABLE_PROVISIONED_HEAD_RESTART_TRUE: Final = "true"
+#: Scheme KubeRay prefixes to ``status.dashboardURL`` when it lacks exactly this prefix.
+HTTP_SCHEME_PREFIX: Final = "http://"
+#: ``--timeout`` of the GCS-health probe in the submitter's wait loop.
+RAY_DASHBOARD_GCS_HEALTH_CHECK_TIMEOUT_SECONDS: Final = 10
+#: Seconds the submitter's wait loop sleeps between GCS-health probes.
+SUBMITTER_GCS_HEALTH_WAIT_SLEEP_SECONDS: Final = 2
+#: One shell token: the GCS-health probe of the submitter's wait loop (``{url}``, ``{timeout}``).
+BASE_PYTHON_HEALTH_COMMAND: Final = (
+    "python -c \"import urllib.request; r=urllib.request.urlopen('{url}', timeout={timeout}); "
+    "exit(0 if b'success' in r.read() else 1)\""
+)
+#: First Ray version whose ``ray job submit`` knows ``--metadata-json``.
+MIN_RAY_VERSION_FOR_JOB_METADATA: Final = "2.6.0"
+#: Feature gate: sidecar submitter ``restartPolicy: OnFailure`` plus the status-guarded submit.
+FEATURE_SIDECAR_SUBMITTER_RESTART: Final = "SidecarSubmitterRestart"
