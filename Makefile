@@ -57,3 +57,11 @@ check-manifests: manifests
 ## bench-runtime: informer figures for 10,000 pods on a real control plane (see docs/benchmarks.md)
 bench-runtime: install bins
 	$(PY) hack/bench_runtime.py $(BENCH_ARGS)
+
+## bench-raycluster: RayCluster controller on the T2 plane: 100 clusters to ready, one group 0 → 1,000 pods, RSS (see docs/benchmarks.md)
+bench-raycluster: install bins
+	$(PY) hack/bench_raycluster.py $(BENCH_ARGS)
+
+## bench-rayjob: RayJob controller on the T2 plane with a fake dashboard: 1,000 RayJobs to Complete, reconcile latency with 10 % of heads black-holed (see docs/benchmarks.md)
+bench-rayjob: install bins
+	$(PY) hack/bench_rayjob.py $(BENCH_ARGS)

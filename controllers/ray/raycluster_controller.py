@@ -31,7 +31,15 @@ from controllers.ray.utils import util as U
 from controllers.ray.utils.constants import EventReason as R
 from internal.client import AlreadyExists, ApiError, Client, NotFound
 from internal.client import resources as res
-from internal.controller import Controller, ControllerOptions, ForOwner, Request, Result, for_object
+from internal.controller import (
+    Controller,
+    ControllerOptions,
+    ForOwner,
+    ReconcileError,
+    Request,
+    Result,
+    for_object,
+)
 from internal.controller.predicates import AnnotationsChanged, GenerationChanged, LabelsChanged, any_of
 from internal.events import Recorder
 from internal.features import FeatureGates
@@ -52,7 +60,7 @@ SUSPENDING = "RayClusterSuspending"
 SUSPENDED = "RayClusterSuspended"
 
 
-class ReplicaError(Exception):
+class ReplicaError(ReconcileError):
     """An error that marks the ReplicaFailure condition with its reason."""
 
     def __init__(self, reason: str, message: str) -> None:
@@ -828,7 +836,7 @@ class RayClusterReconciler:
             self.metrics.observe_provisioned(cluster)
 
 
-class _Retry(Exception):
+class _Retry(ReconcileError):
     """A reconcile that must be retried: returned as an error after the status is written."""
 
 

@@ -35,7 +35,15 @@ from controllers.ray.utils import util as U
 from controllers.ray.utils.constants import EventReason as R
 from internal.client import AlreadyExists, ApiError, Client, NotFound
 from internal.client import resources as res
-from internal.controller import Controller, ControllerOptions, ForOwner, Request, Result, for_object
+from internal.controller import (
+    Controller,
+    ControllerOptions,
+    ForOwner,
+    ReconcileError,
+    Request,
+    Result,
+    for_object,
+)
 from internal.events import Recorder
 from internal.features import FeatureGates
 from internal.informer import Cache, thaw
@@ -170,7 +178,7 @@ class RayJobReconciler:
     async def _new(self, job: Obj) -> Result | None:
         meta = job["metadata"]
         if FINALIZER not in (meta.get("finalizers") or []):
-            await self.client.patch(
+            patched = await self.client.patch(
                 res.RAYJOBS,
                 meta["name"],
                 {
@@ -182,6 +190,9 @@ class RayJobReconciler:
                 meta["namespace"],
             )
             meta.setdefault("finalizers", []).append(FINALIZER)
+            # As upstream's r.Update, which refreshes the object: the status write below must carry the
+            # patched resourceVersion, or it always fails with a conflict.
+            meta["resourceVersion"] = patched["metadata"]["resourceVersion"]
         self._init_status(job)
         return None
 
@@ -863,7 +874,7 @@ class RayJobReconciler:
         await self.client.update_status(res.RAYJOBS, body)
 
 
-class _Retry(Exception):
+class _Retry(ReconcileError):
     """Requeue with backoff (returned as an error, as upstream's requeue-with-error)."""
 
 

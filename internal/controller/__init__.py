@@ -14,7 +14,7 @@ from internal.controller.predicates import (
     label_selector,
     negate,
 )
-from internal.controller.reconcile import Reconciler, Request, Result, TerminalError
+from internal.controller.reconcile import ReconcileError, Reconciler, Request, Result, TerminalError
 
 __all__ = [
     "AnnotationsChanged",
@@ -26,6 +26,7 @@ __all__ = [
     "GenerationChanged",
     "LabelsChanged",
     "Predicate",
+    "ReconcileError",
     "Reconciler",
     "Request",
     "ResourceVersionChanged",

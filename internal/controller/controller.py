@@ -24,7 +24,7 @@ from internal.client import ApiError, Resource
 from internal.controller.handlers import MapFunc, for_object
 from internal.controller.metrics import ControllerMetrics
 from internal.controller.predicates import Predicate
-from internal.controller.reconcile import Reconciler, Request, Result, TerminalError
+from internal.controller.reconcile import ReconcileError, Reconciler, Request, Result, TerminalError
 from internal.informer import Cache, DeletedFinalStateUnknown, HandlerFuncs
 from internal.logging import log_context
 from internal.workqueue import PrometheusMetricsProvider, QueueShutDown, RateLimitingQueue
@@ -181,7 +181,7 @@ class Controller:
                     result = await self.reconciler.reconcile(req)
             except TerminalError as e:
                 err, outcome = e, "terminal"
-            except ApiError as e:
+            except (ApiError, ReconcileError) as e:
                 # An API error (conflict, not found, throttled, ...) is what a Go reconciler returns as
                 # its error: requeued with backoff, but not a panic and not worth a traceback.
                 err, outcome = e, "error"

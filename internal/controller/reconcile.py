@@ -29,5 +29,10 @@ class TerminalError(Exception):
     object back)."""
 
 
+class ReconcileError(Exception):
+    """An expected failure of a reconcile (retried with backoff like an API error); any other exception
+    escaping a reconciler is counted as a panic."""
+
+
 class Reconciler(Protocol):
     async def reconcile(self, request: Request) -> Result: ...

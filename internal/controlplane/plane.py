@@ -37,6 +37,7 @@ T2_CONTROLLERS = (
     "ttl-after-finished-controller",
 )
 NODE_NAME = "kwok-node-0"
+GPU_NODE_NAME = "kwok-gpu-node-0"
 # Pod IPs come from a loopback range so that anything dialling a pod IP stays on this machine.
 POD_CIDR = "127.1.0.0/16"
 NODE_IP = "127.0.0.2"
@@ -227,6 +228,12 @@ class ControlPlane:
             ],
         )
         self.create_node(NODE_NAME)
+        # A GPU node as GPU device plugins label and taint them, for GPU worker groups (seed samples).
+        self.create_node(
+            GPU_NODE_NAME,
+            labels={"nvidia.com/gpu.present": "true"},
+            taints=[{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
+        )
         for name, port in (("kube-controller-manager", kcm_port), ("kube-scheduler", sched_port)):
             self.processes[name].wait_ready(
                 functools.partial(_https_insecure_ok, f"https://127.0.0.1:{port}/healthz"), 60, 0.2
@@ -239,7 +246,9 @@ class ControlPlane:
         p.start()
         p.wait_ready(lambda: self.request("GET", "/readyz").status == 200, self.start_timeout, 0.2)
 
-    def create_node(self, name: str) -> None:
+    def create_node(
+        self, name: str, labels: dict[str, str] | None = None, taints: list[dict[str, str]] | None = None
+    ) -> None:
         node = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -251,6 +260,7 @@ class ControlPlane:
                     "kubernetes.io/os": "linux",
                     "kubernetes.io/arch": "amd64",
                     "type": "kwok",
+                    **(labels or {}),
                 },
             },
         }
@@ -259,7 +269,9 @@ class ControlPlane:
             raise PlaneError(f"creating node {name}: HTTP {r.status} {r.body[:300]!r}")
         # The NodeTaint admission plugin adds not-ready:NoSchedule at creation and nothing here would
         # lift it (no node-lifecycle controller), so drop every taint once.
-        r = self.request("PATCH", f"/api/v1/nodes/{name}", {"spec": {"taints": None}}, "application/merge-patch+json")
+        r = self.request(
+            "PATCH", f"/api/v1/nodes/{name}", {"spec": {"taints": taints or None}}, "application/merge-patch+json"
+        )
         if r.status != 200:
             raise PlaneError(f"untainting node {name}: HTTP {r.status} {r.body[:300]!r}")
         kwok = self.processes["kwok"]
