@@ -5,13 +5,16 @@ default names, finalizers, event reasons and operator environment switches used 
 ``controllers.ray.common`` (upstream ``utils/constant.go``, ``common/pod.go``, ``common/service.go``).
 Values are byte-for-byte upstream (KubeRay v1.7.0, spec ``kuberay-behaviour.md`` §4.3-§4.9, §7.3).
 
-This module is deliberately self-contained (it does not import ``api.v1``).
+Enums that are part of the API (node types, CRD types, submission modes) come from ``api.v1.constants``.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 from typing import Final
+
+# Defined once, with the API types (re-exported for the builders and controllers).
+from api.v1.constants import CRDType, JobSubmissionMode, RayNodeType  # noqa: F401
 
 # ---- API identity ----------------------------------------------------------------------------------
 
@@ -24,22 +27,6 @@ RAY_CLUSTER_KIND: Final = "RayCluster"
 KUBERAY_VERSION: Final = "v1.7.0"
 
 # ---- node types and CRD types ----------------------------------------------------------------------
-
-
-class RayNodeType(StrEnum):
-    """Values of the ``ray.io/node-type`` label."""
-
-    HEAD = "head"
-    WORKER = "worker"
-    REDIS_CLEANUP = "redis-cleanup"
-
-
-class CRDType(StrEnum):
-    """``utils.CRDType``; an unknown ``ray.io/originated-from-crd`` value means RayCluster."""
-
-    RAY_CLUSTER = "RayCluster"
-    RAY_JOB = "RayJob"
-    RAY_SERVICE = "RayService"
 
 
 # ---- label keys and values -------------------------------------------------------------------------
@@ -458,15 +445,6 @@ class EventReason(StrEnum):
 RAY_JOB_KIND: Final = "RayJob"
 BATCH_API_VERSION: Final = "batch/v1"
 BATCH_JOB_KIND: Final = "Job"
-
-
-class JobSubmissionMode(StrEnum):
-    """``spec.submissionMode`` values (the CRD default is ``K8sJobMode``)."""
-
-    K8S_JOB_MODE = "K8sJobMode"
-    HTTP_MODE = "HTTPMode"
-    INTERACTIVE_MODE = "InteractiveMode"
-    SIDECAR_MODE = "SidecarMode"
 
 
 #: The clusterSelector key naming an existing RayCluster (``RayJobDefaultClusterSelectorKey``).
