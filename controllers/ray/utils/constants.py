@@ -14,7 +14,9 @@ from enum import StrEnum
 from typing import Final
 
 # Defined once, with the API types (re-exported for the builders and controllers).
-from api.v1.constants import CRDType, JobSubmissionMode, RayNodeType  # noqa: F401
+from api.v1.constants import CRDType as CRDType
+from api.v1.constants import JobSubmissionMode as JobSubmissionMode
+from api.v1.constants import RayNodeType as RayNodeType
 
 # ---- API identity ----------------------------------------------------------------------------------
 
