@@ -390,3 +390,54 @@ async def test_black_holed_dashboards_do_not_delay_healthy_jobs(
             st = await job_status(kclient, namespace, n)
             assert st["jobDeploymentStatus"] == "Running"
             fake.cluster(statuses[n]["rayClusterName"]).heal()
+
+
+async def test_pre_running_deadline_fails_a_job_that_never_starts(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    async with operator_with_fake(sim_cluster.kubeconfig):
+        # InteractiveMode waits for a job id that never comes: the pre-running deadline ends it.
+        j = rayjob("slow", namespace, submissionMode="InteractiveMode", preRunningDeadlineSeconds=3)
+        await kclient.create(RAYJOBS, j)
+        st = await wait_state(kclient, namespace, "slow", "Failed", 60)
+        assert st["reason"] == "PreRunningDeadlineExceeded"
+
+
+async def test_legacy_on_failure_policy_deletes_the_cluster_and_delete_self_removes_the_rayjob(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    legacy = {"onSuccess": {"policy": "DeleteNone"}, "onFailure": {"policy": "DeleteCluster"}}
+    self_rules = {"deletionRules": [{"policy": "DeleteSelf", "condition": {"jobStatus": "SUCCEEDED", "ttlSeconds": 0}}]}
+    async with operator_with_fake(sim_cluster.kubeconfig) as (_rt, fake):
+        await kclient.create(RAYJOBS, rayjob("legacy", namespace, deletionStrategy=legacy))
+        await kclient.create(RAYJOBS, rayjob("selfdel", namespace, deletionStrategy=self_rules))
+        legacy_st = await wait_state(kclient, namespace, "legacy", "Running")
+        self_st = await wait_state(kclient, namespace, "selfdel", "Running")
+        for st in (legacy_st, self_st):
+            await eventually(lambda st=st: st["jobId"] in fake.cluster(st["rayClusterName"]).jobs, 30, "submission")
+        fake.cluster(legacy_st["rayClusterName"]).finish(legacy_st["jobId"], "FAILED")
+        fake.cluster(self_st["rayClusterName"]).finish(self_st["jobId"], "SUCCEEDED")
+
+        async def legacy_cluster_gone() -> bool:
+            return await _get_or_none(kclient, RAYCLUSTERS, legacy_st["rayClusterName"], namespace) is None
+
+        await eventually(legacy_cluster_gone, 60, "onFailure DeleteCluster")
+        assert (await job_status(kclient, namespace, "legacy"))["jobDeploymentStatus"] == "Failed"
+
+        async def rayjob_gone() -> bool:
+            return await _get_or_none(kclient, RAYJOBS, "selfdel", namespace) is None
+
+        await eventually(rayjob_gone, 60, "DeleteSelf to delete the RayJob (its finalizer released)")
+
+
+async def test_submitter_finished_without_a_terminal_ray_job_fails_after_the_grace(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    async with operator_with_fake(sim_cluster.kubeconfig) as (_rt, fake):
+        await kclient.create(RAYJOBS, rayjob("stuck", namespace, submissionMode="K8sJobMode"))
+        st = await wait_state(kclient, namespace, "stuck", "Running")
+        # The Ray job stays RUNNING while the submitter Job completes (kwok): 30 s later it is Failed.
+        fake.cluster(st["rayClusterName"]).add_job(st["jobId"], status="RUNNING")
+        st = await wait_state(kclient, namespace, "stuck", "Failed", 120)
+        assert st["reason"] == "JobDeploymentStatusTransitionGracePeriodExceeded"
+        assert "did not reach terminal state within 30s" in st["message"] and st["jobStatus"] == "FAILED"
