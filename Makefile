@@ -58,6 +58,10 @@ check-manifests: manifests
 bench-runtime: install bins
 	$(PY) hack/bench_runtime.py $(BENCH_ARGS)
 
+## bench-api: decoding 10,000 RayJobs through the api/v1 views versus orjson alone (see docs/benchmarks.md)
+bench-api: install
+	$(PY) hack/bench_api_decode.py
+
 ## bench-raycluster: RayCluster controller on the T2 plane: 100 clusters to ready, one group 0 → 1,000 pods, RSS (see docs/benchmarks.md)
 bench-raycluster: install bins
 	$(PY) hack/bench_raycluster.py $(BENCH_ARGS)
