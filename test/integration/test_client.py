@@ -70,7 +70,8 @@ async def test_patch_flavours_and_server_side_apply(kclient: Client, namespace: 
 async def test_status_subresource_and_paged_list(kclient: Client, namespace: str) -> None:
     pod = {
         "metadata": {"name": "p0", "namespace": namespace},
-        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        # No scheduler picks this pod, so no one else writes its status while the test does (on T2).
+        "spec": {"schedulerName": "unscheduled", "containers": [{"name": "c", "image": "busybox"}]},
     }
     created = await kclient.create(PODS, pod)
     created["status"] = {"phase": "Running", "podIP": "127.1.0.9"}
