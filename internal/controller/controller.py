@@ -160,6 +160,9 @@ class Controller:
                 if self.metrics:
                     self.metrics.active_workers.labels(self.name).dec()
                 self.queue.done(req)
+            # queue.get() does not suspend while keys are queued, and a reconcile served from the cache
+            # may not either: yield once per key so watches, probes and lease renewals keep running.
+            await asyncio.sleep(0)
 
     async def _reconcile_handler(self, req: Request) -> None:
         start = time.monotonic()
