@@ -29,6 +29,7 @@ import gc
 import logging
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -583,7 +584,8 @@ def main() -> int:
     logging.getLogger("kuberay.controller").setLevel(logging.CRITICAL)
 
     t = time.monotonic()
-    plane = ControlPlane(bin_dir=build_binaries(), work_dir=Path(tempfile.mkdtemp(prefix="bench-rayjob-")))
+    work_dir = Path(tempfile.mkdtemp(prefix="bench-rayjob-"))
+    plane = ControlPlane(bin_dir=build_binaries(), work_dir=work_dir)
     res: dict[str, dict[str, str]] = {}
     try:
         plane.start()
@@ -593,6 +595,7 @@ def main() -> int:
         asyncio.run(bench(plane, args, res))
     finally:
         plane.stop()
+        shutil.rmtree(work_dir, ignore_errors=True)  # etcd data and logs: over 100 MiB at full size
         for title, rows in res.items():
             print(f"\n{title}\n\n| measure | value |\n|---|---|")
             for k, v in rows.items():
