@@ -1,6 +1,8 @@
 """Session fixtures: a real control plane (local binaries by default, k3s on Docker hosts), CRDs from
-config/crd, a namespace per test, an async API client, and a guard that fails any test that connects
-anywhere but loopback.
+config/crd, a namespace per test, an async API client, and two guards that fail any test whose traffic
+leaves loopback: one in this process (connects and name lookups, refused before a packet is sent) and
+one over every process the run started (Ray heads, submitters, the control plane: their sockets, read
+from /proc, see support/proc_guard.py).
 
 Environment:
   K8S_TEST_REQUIRE=0   skip (instead of fail) tests that need a control plane when it cannot start
@@ -25,6 +27,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # test/support helpers
+
+from support.proc_guard import MARKER_ENV, ProcessTreeGuard  # noqa: E402  (needs the path above)
+
 CRD_DIR = REPO / "config" / "crd" / "bases"
 ARTIFACTS = REPO / "test-artifacts"
 
@@ -91,22 +96,49 @@ def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
     return _real_getaddrinfo(host, *args, **kwargs)
 
 
+# Every process this run starts inherits the marker, so a daemonised child is still found.
+_TREE_GUARD = ProcessTreeGuard(marker=os.environ.setdefault(MARKER_ENV, uuid.uuid4().hex))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
     socket.getaddrinfo = _guarded_getaddrinfo
     config.stash[_failed_key] = False
+    _TREE_GUARD.start()
+
+
+@pytest.fixture
+def process_guard() -> ProcessTreeGuard:
+    """The run's process-tree socket guard (``allow()`` a network the test created; ``scan()`` now)."""
+    return _TREE_GUARD
 
 
 @pytest.fixture(autouse=True)
-def loopback_guard() -> Iterator[LoopbackGuard]:
-    """Fails the test if anything in it tried a non-loopback address, even if the error was caught."""
+def loopback_guard(request: pytest.FixtureRequest) -> Iterator[LoopbackGuard]:
+    """Fails the test if anything in it tried a non-loopback address, even if the error was caught, or if
+    any process of the run held a socket bound to or connected to one while it ran."""
     _GUARD.violations.clear()
     yield _GUARD
     if _GUARD.violations:
         found = list(_GUARD.violations)
         _GUARD.violations.clear()
         pytest.fail("non-loopback network access: " + "; ".join(found))
+    if request.node.get_closest_marker("e2e"):
+        _TREE_GUARD.scan()  # the background sampler may not have looked since Ray's last change
+    msg = _TREE_GUARD.failure_message()
+    if msg:
+        pytest.fail(msg, pytrace=False)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A last look once every fixture (Ray heads, planes) is torn down; anything left fails the run."""
+    _TREE_GUARD.scan()
+    _TREE_GUARD.stop()
+    msg = _TREE_GUARD.failure_message()
+    if msg:
+        print(f"\n{msg}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 # ---- failure tracking (logs are kept when anything failed) ---------------------------------------

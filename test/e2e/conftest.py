@@ -1,9 +1,11 @@
 """A real Ray head (``ray[default]``, the ``e2e`` extra) on 127.0.0.1 for end-to-end dashboard tests.
 
 The head runs as ``ray start --head --block`` in a session of its own, with every port pinned to a free
-loopback port, ``RAY_TMPDIR``/``--temp-dir`` in a private directory and a marker variable in its
-environment. Teardown ends only what this fixture started: SIGTERM to the ``ray start`` process (which
-stops its children), then any process still carrying the marker (workers, job drivers) by pid.
+loopback port, Ray's loopback switch in its environment (``support/ray_env.py``: without it Ray moves
+to the machine's routable address, and the session's process-tree guard fails the test),
+``RAY_TMPDIR``/``--temp-dir`` in a private directory and a marker variable in its environment.
+Teardown ends only what this fixture started: SIGTERM to the ``ray start`` process (which stops its
+children), then any process still carrying the marker (workers, job drivers) by pid.
 ``ray stop --force`` is deliberately not used: it kills every Ray process of the user on the machine,
 including other test runs' heads.
 
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.ray_env import RAY_LOOPBACK_ENV
 
 RAY_VERSION = "2.60.0"
 MARKER_ENV = "KUBERAY_PY_E2E_RAY_HEAD"
@@ -182,6 +185,7 @@ def ray_head() -> Iterator[RayHead]:
     env = dict(os.environ)
     env.update(
         {
+            **RAY_LOOPBACK_ENV,
             MARKER_ENV: marker,
             "RAY_TMPDIR": str(temp_dir),
             "RAY_USAGE_STATS_ENABLED": "0",

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from support.operator import running_operator
+from support.ray_env import RAY_LOOPBACK_ENV
 from support.wait import eventually
 
 from controllers.ray import raycluster_controller, rayjob_controller
@@ -132,7 +133,7 @@ async def test_generated_submitter_command_submits_and_follows_on_a_real_head(
     )
     # Nothing may dial the in-cluster name from here (it would need DNS): it must all be replaced.
     assert ".svc.cluster.local" not in script, script
-    run_env = {**os.environ, **env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    run_env = {**os.environ, **env, **RAY_LOOPBACK_ENV, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 
     def run() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
