@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -c constraints.txt -e '.[test,dev,e2e]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[local,test,dev,e2e]'
 	touch $(STAMP)
 
 ## install: create .venv and install the operator with its test and dev tools (pinned by constraints.txt)

@@ -1,7 +1,12 @@
-"""kuberay-operator entry point: upstream's flags → configuration → wiring → manager.run().
+"""kuberay-operator entry point (upstream's ``main.go``): flags → configuration → the controllers wired
+into the manager → manager.run().
 
-    python cmd/main.py [flags]                 # against $KUBECONFIG / in-cluster
-    python cmd/main.py --local-control-plane   # starts its own etcd, kube-apiserver, KCM, scheduler, kwok
+    kuberay-operator [flags]                   # installed command: against $KUBECONFIG / in-cluster
+    python cmd/main.py [flags]                 # the same, from a source tree
+    kuberay-operator --local-control-plane     # starts its own etcd, kube-apiserver, KCM, scheduler, kwok
+
+The wheel installs this directory as the ``kuberay_operator`` package (``cmd`` would shadow the
+standard library's module of that name).
 
 Exit status: 0 after a requested stop (SIGTERM/SIGINT), 1 on a fatal error or a lost leader lease,
 2 on bad flags or configuration.
@@ -17,17 +22,44 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if not __package__:  # run as a script from a source tree: make api/, controllers/, internal/ importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.config.v1alpha1 import Configuration, decode
+from controllers.ray import raycluster_controller, rayjob_controller
+from controllers.ray.utils import dashboard
 from internal import logging as oplog
 from internal import tracing
-from internal.app import Options, run_operator
-from internal.controlplane import ControlPlane, build_binaries
+from internal.app import ControllerSetup, Options, run_operator
+from internal.client import resources as res
 from internal.features import FeatureGates
+from internal.informer import ByObject
+
+if TYPE_CHECKING:
+    from internal.controlplane import ControlPlane
 
 log = logging.getLogger("kuberay.main")
+
+# Only the operator's own Jobs and Ray pods are cached, as upstream's cacheSelectors: memory must not
+# grow with unrelated pods in the cluster.
+JOB_SELECTOR = "app.kubernetes.io/created-by=kuberay-operator"
+POD_SELECTOR = "ray.io/node-type in (head,worker,redis-cleanup)"
+
+
+def cache_selectors() -> dict[Any, ByObject]:
+    return {res.JOBS: ByObject(label_selector=JOB_SELECTOR), res.PODS: ByObject(label_selector=POD_SELECTOR)}
+
+
+def controller_setups(dashboards: dashboard.DashboardClientFactory | None = None) -> list[ControllerSetup]:
+    """Every controller of this build, in upstream's registration order. ``dashboards`` replaces the
+    flag-chosen way of reaching Ray dashboards (tests, benchmarks)."""
+
+    def rayjob(rt: Any) -> list[Any]:
+        return rayjob_controller.setup(rt, None, dashboards)
+
+    return [raycluster_controller.setup, rayjob]
 
 
 def _bool(v: str) -> bool:
@@ -132,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         kubeconfig=kubeconfig,
         graceful_shutdown_timeout=args.graceful_shutdown_timeout,
         leader_election_namespace=cfg.leaderElectionNamespace or _pod_namespace(),
+        setups=controller_setups(),
+        cache_by_object=cache_selectors(),
     )
     try:
         return asyncio.run(_run(opts))
@@ -170,6 +204,8 @@ def _pod_namespace() -> str:
 
 def start_local_plane() -> ControlPlane:
     """T2 plane on loopback with the CRDs installed before the garbage collector starts."""
+    from internal.controlplane import ControlPlane, build_binaries
+
     bin_dir = build_binaries()
     work = Path(tempfile.mkdtemp(prefix="kuberay-local-"))
     plane = ControlPlane(bin_dir=bin_dir, work_dir=work)

@@ -30,6 +30,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from kuberay_operator.main import cache_selectors, controller_setups  # noqa: E402
+
 from api.config.v1alpha1 import Configuration  # noqa: E402
 from controllers.ray import raycluster_controller  # noqa: E402
 from internal.app import Options, Runtime, run_operator  # noqa: E402
@@ -175,12 +177,7 @@ async def start_operator(
         runtimes.append(rt)
         return []
 
-    if args.all_controllers:
-        from internal.app import default_setups
-
-        setups = [capture, *default_setups()]
-    else:
-        setups = [capture, raycluster_controller.setup]
+    setups = [capture, *controller_setups()] if args.all_controllers else [capture, raycluster_controller.setup]
     opts = Options(
         config=Configuration(
             metricsAddr="127.0.0.1:0",
@@ -192,6 +189,7 @@ async def start_operator(
         ),
         kubeconfig=str(kubeconfig),
         setups=setups,
+        cache_by_object=cache_selectors(),
         graceful_shutdown_timeout=10,
     )
     stop = asyncio.Event()

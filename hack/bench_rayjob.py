@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "test"))  # the fake dashboard lives with the test support code
 
+from kuberay_operator.main import cache_selectors  # noqa: E402
 from support.fake_dashboard import FakeCluster, FakeDashboard  # noqa: E402
 
 from api.config.v1alpha1 import Configuration  # noqa: E402
@@ -350,6 +351,7 @@ async def start_operator(
 
     def rayjob_setup(rt: Runtime) -> list[Controller]:
         opts = rayjob_controller.RayJobOptions(env={}, gates=rt.gates)
+        rt.on_close(factory.close)
         return rayjob_controller.setup(rt, opts, factory)
 
     def wrap_reconciler(rt: Runtime) -> list[Controller]:
@@ -367,7 +369,7 @@ async def start_operator(
         ),
         kubeconfig=str(kubeconfig),
         setups=[capture, raycluster_controller.setup, rayjob_setup, wrap_reconciler],
-        dashboards=factory,  # closed by run_operator on the way out
+        cache_by_object=cache_selectors(),
         graceful_shutdown_timeout=10,
     )
     stop = asyncio.Event()

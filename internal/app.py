@@ -1,11 +1,13 @@
-"""Wiring of the operator process: client, cache (scoped as upstream), manager, leader election and
-the controllers. cmd/main.py calls ``run_operator``; tests call it in-process."""
+"""Assembly of an operator process: client, cache, manager, leader election, and the controllers that
+the caller's set-up functions register (controller-runtime's ``ctrl.NewManager`` role). It knows nothing
+of Ray: cmd/main.py chooses the controllers and the cache scoping, as upstream's ``main.go`` does, and
+calls ``run_operator``; tests call it in-process."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +15,6 @@ from prometheus_client import CollectorRegistry, Counter
 
 from api.config.v1alpha1 import Configuration
 from internal.client import Client, ClientMetrics, api_client, load_configuration
-from internal.client import resources as r
 from internal.controller import Controller, ControllerMetrics
 from internal.events.recorder import EventRecorder, dropped_counter
 from internal.features import FeatureGates
@@ -25,10 +26,6 @@ from internal.workqueue import PrometheusMetricsProvider
 log = logging.getLogger("kuberay.app")
 
 LEADER_ELECTION_ID = "ray-operator-leader"
-# Only the operator's own Jobs and Ray pods are cached, as upstream's managercache: memory must not
-# grow with unrelated pods in the cluster.
-JOB_SELECTOR = "app.kubernetes.io/created-by=kuberay-operator"
-POD_SELECTOR = "ray.io/node-type in (head,worker,redis-cleanup)"
 
 
 @dataclass
@@ -43,9 +40,13 @@ class Runtime:
     controller_metrics: ControllerMetrics
     queue_metrics: PrometheusMetricsProvider
     registry: CollectorRegistry
-    dashboards: Any = None  # controllers.ray.utils.dashboard.DashboardClientFactory
     _recorders: dict[str, EventRecorder] = field(default_factory=dict)
     _dropped: Counter | None = None
+    _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    def on_close(self, close: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``close`` when the operator stops (after the manager), e.g. a controller's HTTP pools."""
+        self._closers.append(close)
 
     def recorder(self, name: str) -> EventRecorder:
         """The event recorder of one controller (reportingController=name), sending in the background."""
@@ -68,15 +69,9 @@ class Options:
     kubeconfig: str | None = None
     graceful_shutdown_timeout: float = 30.0
     leader_election_namespace: str = "default"
-    setups: list[ControllerSetup] | None = None  # None: every controller this build has
-    dashboards: Any = None  # a DashboardClientFactory to use instead of the flag-chosen one (tests, local runs)
-
-
-def default_setups() -> list[ControllerSetup]:
-    """Every controller of this build, in upstream's registration order."""
-    from controllers.ray import raycluster_controller, rayjob_controller
-
-    return [raycluster_controller.setup, rayjob_controller.setup]
+    setups: list[ControllerSetup] = field(default_factory=list)
+    # Per-resource cache scoping (label/field selectors), as upstream's cache options in main.go.
+    cache_by_object: dict[Any, ByObject] = field(default_factory=dict)
 
 
 async def build(opts: Options) -> Runtime:
@@ -97,7 +92,7 @@ async def build(opts: Options) -> Runtime:
         watch_client,
         CacheOptions(
             namespaces=cfg.watch_namespaces(),
-            by_object={r.JOBS: ByObject(label_selector=JOB_SELECTOR), r.PODS: ByObject(label_selector=POD_SELECTOR)},
+            by_object=dict(opts.cache_by_object),
         ),
     )
     elector = None
@@ -126,11 +121,7 @@ async def build(opts: Options) -> Runtime:
         queue_metrics=PrometheusMetricsProvider(registry),
         registry=registry,
     )
-    from controllers.ray.utils import dashboard
-
-    resolver = dashboard.KubernetesProxy(client) if cfg.useKubernetesProxy else dashboard.ServiceDNS()
-    rt.dashboards = opts.dashboards or dashboard.DashboardClientFactory(resolver)
-    for setup in default_setups() if opts.setups is None else opts.setups:
+    for setup in opts.setups:
         for c in setup(rt):
             manager.add_controller(c)
     return rt
@@ -155,7 +146,10 @@ async def run_operator(opts: Options, stop: asyncio.Event, started: asyncio.Even
             await run
             waiter.cancel()
     finally:
-        if rt.dashboards is not None:
-            await rt.dashboards.close()
+        for close in reversed(rt._closers):
+            try:
+                await close()
+            except Exception as e:  # one failing close must not leak the clients below
+                log.warning("closing %r failed: %s", close, e)
         await rt.client.close()
         await rt.cache.client.close()

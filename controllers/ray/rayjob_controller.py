@@ -881,11 +881,16 @@ class _Retry(ReconcileError):
 def setup(
     rt: Any, options: RayJobOptions | None = None, dashboards: dash.DashboardClientFactory | None = None
 ) -> list[Controller]:
-    """Register the RayJob controller (internal.app.Runtime)."""
+    """Register the RayJob controller (internal.app.Runtime). Without ``dashboards``, clusters are reached
+    as ``--use-kubernetes-proxy`` says (the apiserver proxy, or the head Service's DNS name)."""
     from controllers.ray.metrics import RayJobMetrics
 
     opts = options or RayJobOptions(gates=rt.gates)
-    factory = dashboards or rt.dashboards
+    factory = dashboards
+    if factory is None:
+        resolver = dash.KubernetesProxy(rt.client) if rt.config.useKubernetesProxy else dash.ServiceDNS()
+        factory = dash.DashboardClientFactory(resolver)
+        rt.on_close(factory.close)
     metrics = RayJobMetrics(rt.registry, rt.cache) if rt.config.enableMetrics else None
     reconciler = RayJobReconciler(rt.client, rt.cache, rt.recorder("rayjob-controller"), factory, opts, metrics)
     ctrl = Controller(

@@ -90,8 +90,9 @@ RAYCLUSTER_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("rbac.authorization.k8s.io", "rolebindings", ("get", "list", "watch", "create", "delete")),
 )
 
-#: RayJob controller: its RayCluster, the submitter Job, the RayJob head service, the head pod, and
-#: the dashboard through the apiserver proxy (``--use-kubernetes-proxy``).
+#: RayJob controller: its RayCluster, the submitter Job, the RayJob head service, the head pod, the
+#: dashboard through the apiserver proxy (``--use-kubernetes-proxy``), and the ConfigMap that keeps the
+#: driver log after the cluster is gone (this project's addition: looked up, then created once).
 RAYJOB_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("ray.io", "rayjobs", _ALL),
     _p("ray.io", "rayjobs/status", _STATUS),
@@ -102,6 +103,7 @@ RAYJOB_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("batch", "jobs", _ALL),
     _p("", "pods/proxy", ("get", "update", "patch")),
     _p("", "services/proxy", ("get", "create", "update", "patch")),
+    _p("", "configmaps", ("get", "create")),
 )
 
 #: RayService controller: pending and active RayClusters, serve and head services, endpoint slices

@@ -14,12 +14,13 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from kuberay_operator.main import POD_SELECTOR
 from prometheus_client.parser import text_string_to_metric_families
 from support.operator import running_operator
 from support.wait import eventually
 
 from controllers.ray import raycluster_controller
-from internal.app import POD_SELECTOR, Runtime
+from internal.app import Runtime
 from internal.client import Client, NotFound
 from internal.client.resources import PODS, RAYCLUSTERS, Resource
 from internal.controller import Request, Result

@@ -1,4 +1,5 @@
-"""Run the operator in-process (the real wiring of internal.app) for a test, and stop it after."""
+"""Run the operator in-process (the entry point's real wiring: cmd/main.py's controllers and cache
+selectors on internal.app) for a test, and stop it after."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+
+from kuberay_operator.main import cache_selectors, controller_setups
 
 from api.config.v1alpha1 import Configuration
 from internal.app import Options, Runtime, run_operator
@@ -43,13 +46,10 @@ async def running_operator(
         ),
         gates=FeatureGates.parse(gates),
         kubeconfig=str(kubeconfig),
-        setups=None if setups is None else [capture, *setups],
+        setups=[capture, *(controller_setups() if setups is None else setups)],
+        cache_by_object=cache_selectors(),
         graceful_shutdown_timeout=5,
     )
-    if setups is None:
-        from internal.app import default_setups
-
-        opts.setups = [capture, *default_setups()]
     task = asyncio.create_task(run_operator(opts, stop))
     try:
         await eventually(lambda: (runtimes and runtimes[0].manager.probe_port) or task.done(), 30, "operator start")
