@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from api.config.v1alpha1 import Configuration
 from api.v1 import validation as v
 from api.v1.errors import ValidationError
 from controllers.ray.common import gcs_ft, rbac, service
@@ -152,6 +153,21 @@ class RayClusterOptions:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     gates: FeatureGates = field(default_factory=FeatureGates)
     pod_config: podb.PodConfig = podb.DEFAULT_POD_CONFIG
+
+    @classmethod
+    def from_configuration(cls, cfg: Configuration, gates: FeatureGates) -> RayClusterOptions:
+        """Upstream's ``RayClusterReconcilerOptions`` from the operator Configuration: the sidecars and
+        the pod defaults every Ray pod gets."""
+        return cls(
+            gates=gates,
+            pod_config=podb.PodConfig(
+                head_sidecar_containers=tuple(cfg.headSidecarContainers),
+                worker_sidecar_containers=tuple(cfg.workerSidecarContainers),
+                default_container_envs=tuple(cfg.defaultContainerEnvs),
+                default_pod_labels=dict(cfg.defaultPodLabels),
+                default_pod_annotations=dict(cfg.defaultPodAnnotations),
+            ),
+        )
 
     @property
     def default_requeue(self) -> float:
@@ -886,8 +902,9 @@ def _set_defaults(cluster: Obj) -> None:
 
 
 def setup(rt: Any, options: RayClusterOptions | None = None) -> list[Controller]:
-    """Register the RayCluster controller with the operator (internal.app.Runtime)."""
-    opts = options or RayClusterOptions(gates=rt.gates)
+    """Register the RayCluster controller with the operator (internal.app.Runtime); without
+    ``options``, they come from the runtime's Configuration and feature gates."""
+    opts = options or RayClusterOptions.from_configuration(rt.config, rt.gates)
     metrics = RayClusterMetrics(rt.registry, rt.cache) if rt.config.enableMetrics else None
     reconciler = RayClusterReconciler(rt.client, rt.cache, rt.recorder("raycluster-controller"), opts, metrics)
     ctrl = Controller(

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 from kuberay_operator.main import cache_selectors, controller_setups
 
@@ -26,6 +27,7 @@ async def running_operator(
     gates: str = "",
     namespaces: str = "",
     enable_metrics: bool = True,
+    config: dict[str, Any] | None = None,
 ) -> AsyncIterator[Runtime]:
     """Yields the operator's Runtime once its manager serves; stops it gracefully afterwards."""
     runtimes: list[Runtime] = []
@@ -43,6 +45,7 @@ async def running_operator(
             reconcileConcurrency=concurrency,
             watchNamespace=namespaces,
             enableMetrics=enable_metrics,
+            **(config or {}),  # further Configuration fields, e.g. headSidecarContainers
         ),
         gates=FeatureGates.parse(gates),
         kubeconfig=str(kubeconfig),
