@@ -45,6 +45,11 @@ fmt: install
 run: install bins
 	$(PY) cmd/main.py --local-control-plane $(RUN_ARGS)
 
+## image: build the operator image localhost/kuberay-operator:<version> from Containerfile with buildah (see docs/install.md)
+.PHONY: image
+image:
+	bash hack/build-image.sh
+
 ## manifests: generate the CRDs and RBAC under config/ from the Python types and controllers
 manifests: install
 	$(PY) hack/gen_manifests.py

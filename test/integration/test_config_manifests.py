@@ -367,7 +367,7 @@ def test_manager_deployment(builds: dict[str, list[dict[str, Any]]]) -> None:
     assert pod["terminationGracePeriodSeconds"] == 10
     assert pod["securityContext"]["runAsNonRoot"] is True
     c = _container(deployment)
-    assert c["image"].startswith("kuberay-py/operator:")
+    assert c["image"].startswith("localhost/kuberay-operator:")
     assert c["args"] == [
         "--metrics-addr=:8080",
         "--health-probe-bind-address=:8082",
