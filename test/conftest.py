@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # test/support helpers
 
 from support.proc_guard import MARKER_ENV, ProcessTreeGuard  # noqa: E402  (needs the path above)
+from support.rbac_audit import OPERATOR_USER, AuditLog, install_operator_identity  # noqa: E402
 
 CRD_DIR = REPO / "config" / "crd" / "bases"
 ARTIFACTS = REPO / "test-artifacts"
@@ -129,6 +130,11 @@ def loopback_guard(request: pytest.FixtureRequest) -> Iterator[LoopbackGuard]:
     msg = _TREE_GUARD.failure_message()
     if msg:
         pytest.fail(msg, pytrace=False)
+    audit = request.config.stash.get(_audit_key, None)
+    if audit is not None:
+        forbidden = audit.take_forbidden()
+        if forbidden:
+            pytest.fail("the operator's ServiceAccount was refused:\n  " + "\n  ".join(forbidden), pytrace=False)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -139,12 +145,52 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if msg:
         print(f"\n{msg}", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    audit = session.config.stash.get(_audit_key, None)
+    if audit is not None and _rbac_audit_report(session, audit):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _rbac_audit_report(session: pytest.Session, audit: AuditLog) -> bool:
+    """Writes test-artifacts/rbac-audit.txt; True if the run must fail: a 403 not yet reported, or (when
+    the whole suite ran) a granted rule that no test used and whose declaration gives no reason."""
+    from support.rbac_audit import granted, summary, unused_grants
+
+    from controllers.ray.rbac import unused_reasons
+
+    forbidden = audit.take_forbidden()
+    grants, reasons = granted(), unused_reasons()
+    ARTIFACTS.mkdir(exist_ok=True)
+    report = ARTIFACTS / "rbac-audit.txt"
+    report.write_text(summary(audit, grants, reasons))
+    opt = session.config.option
+    whole_suite = (
+        session.config.args_source == pytest.Config.ArgsSource.TESTPATHS
+        and not opt.keyword
+        and not opt.markexpr
+        and not opt.deselect
+        and session.testsfailed == 0
+    )
+    unexplained = [g for g in unused_grants(audit, grants) if g not in reasons] if whole_suite else []
+    for line in forbidden:
+        print(f"\n{line}", file=sys.stderr)
+    if unexplained:
+        print(
+            f"\nthe generated RBAC grants {len(unexplained)} (group, resource, verb) that no test used and no "
+            f"declaration in controllers/ray/rbac.py explains (see {report}):",
+            file=sys.stderr,
+        )
+        for g, r, v in unexplained:
+            print(f"  {v} {g or 'core'}/{r}", file=sys.stderr)
+    print(f"\nRBAC audit of {audit.user}: {report}", file=sys.stderr)
+    return bool(forbidden or unexplained)
 
 
 # ---- failure tracking (logs are kept when anything failed) ---------------------------------------
 
 _failed_key = pytest.StashKey[bool]()
+_audit_key = pytest.StashKey[AuditLog]()
 _item_failed_key = pytest.StashKey[bool]()
+_audit_key = pytest.StashKey[AuditLog]()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -203,12 +249,15 @@ def control_plane(
                 f"binaries missing in {bin_dir} ({', '.join(missing_binaries(bin_dir))}); "
                 "run `make bins` or set K8S_TEST_BUILD=1"
             )
-    plane = ControlPlane(bin_dir=bin_dir, work_dir=tmp_path_factory.mktemp("plane"))
+    plane = ControlPlane(bin_dir=bin_dir, work_dir=tmp_path_factory.mktemp("plane"), audit_users=(OPERATOR_USER,))
     try:
         plane.start()
         crds = sorted(CRD_DIR.glob("*.yaml"))
         if crds:
             plane.install_crds(crds)
+        # The KubeRay controllers run as the shipped ServiceAccount (support/rbac_audit.py), never admin.
+        plane.operator_kubeconfig = install_operator_identity(plane, plane.work_dir)  # type: ignore[attr-defined]
+        request.config.stash[_audit_key] = AuditLog(plane.audit_log)
     except PlaneError as e:
         plane.stop()
         _keep_logs(plane, "startup")
@@ -238,6 +287,7 @@ def _k3s_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         kubeconfig: Path
         rest: KubeRest
         sim_running: bool = True
+        operator_kubeconfig: Path = Path()
 
         @property
         def server(self) -> str:
@@ -259,6 +309,7 @@ def _k3s_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         crds = sorted(CRD_DIR.glob("*.yaml"))
         if crds:
             plane.install_crds(crds)
+        plane.operator_kubeconfig = install_operator_identity(plane, kc.parent)  # no audit log on k3s
         yield plane
 
 

@@ -43,12 +43,14 @@ class Permission:
     """One ``+kubebuilder:rbac:groups=<group>,resources=<resources>,verbs=<verbs>`` marker.
 
     ``group`` is the API group (``""`` for the core group); ``resources`` may name subresources
-    (``pods/status``).
+    (``pods/status``). ``reason`` says why the grant may go unused in the test suite's audit (a feature
+    gate, an optional integration, a controller not ported yet); a grant without one must be used.
     """
 
     group: str
     resources: tuple[str, ...]
     verbs: tuple[str, ...]
+    reason: str = ""
 
     def __post_init__(self) -> None:
         if not self.resources or any(not r or r != r.strip() for r in self.resources):
@@ -60,34 +62,84 @@ class Permission:
             raise ValueError(f"Permission({self.group!r}, {self.resources!r}): unknown verbs {unknown}")
 
 
-def _p(group: str, resources: str, verbs: Iterable[str]) -> Permission:
+def _p(group: str, resources: str, verbs: Iterable[str], reason: str = "") -> Permission:
     """Marker-like shorthand: ``resources`` is ``;``-separated as in a kubebuilder marker."""
-    return Permission(group, tuple(resources.split(";")), tuple(verbs))
+    return Permission(group, tuple(resources.split(";")), tuple(verbs), reason)
+
+
+def _because(reason: str, permissions: Iterable[Permission]) -> tuple[Permission, ...]:
+    """The same permissions, each with ``reason`` (a whole controller behind a gate, or not ported)."""
+    return tuple(Permission(p.group, p.resources, p.verbs, p.reason or reason) for p in permissions)
 
 
 # ---- declared needs, per controller -----------------------------------------------------------------
+
+# Why a granted verb may go unused in the test suite's audit (test/support/rbac_audit.py). Grants are
+# kept where upstream's role has them, so that replacing upstream's operator never loses a permission.
+_AS_UPSTREAM = (
+    "granted as upstream's role does; this operator does not use this verb (it reads from its cache or updates instead)"
+)
+_FINALIZERS = (
+    "owner references with blockOwnerDeletion need update on the owner's finalizers where the "
+    "OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift); the test plane does not enable it"
+)
+_AUTOSCALER_ROLE = (
+    "the autoscaler Role the operator creates grants this, and Kubernetes lets a user grant only what it holds "
+    "(escalation check): exercised when that Role is created, never called directly"
+)
+_PROXY = (
+    "--use-kubernetes-proxy: dashboards through the apiserver proxy; the test plane's pods have loopback IPs, "
+    "which kube-apiserver refuses to proxy to"
+)
+_INGRESS = "headGroupSpec.enableIngress (Ingress, or Route on OpenShift): not ported yet"
+_LEGACY_LOCK = (
+    "upstream's leader-election Role (the legacy ConfigMap lock and core/v1 Events); "
+    "this operator uses a Lease and events.k8s.io/v1"
+)
 
 #: RayCluster controller: pods and services of the cluster, the autoscaler's ServiceAccount, Role and
 #: RoleBinding, the auth Secret, the GCS FT RocksDB PVC and Redis cleanup Job, Ingress or Route.
 RAYCLUSTER_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("ray.io", "rayclusters", _ALL),
+    _p("ray.io", "rayclusters", ("patch",), _AUTOSCALER_ROLE),
     _p("ray.io", "rayclusters/status", _STATUS),
-    _p("ray.io", "rayclusters/finalizers", ("update",)),
+    _p("ray.io", "rayclusters/status", ("get", "patch"), _AS_UPSTREAM),
+    _p("ray.io", "rayclusters/finalizers", ("update",), _FINALIZERS),
     _p("", "pods", (*_ALL, "deletecollection")),
-    _p("", "pods/status", _ALL),
-    _p("", "pods/resize", ("patch",)),
+    _p("", "pods", ("get", "update"), _AS_UPSTREAM),
+    _p("", "pods", ("patch",), _AUTOSCALER_ROLE),
+    _p("", "pods/status", _ALL, _AS_UPSTREAM),
+    _p("", "pods/resize", ("patch",), _AUTOSCALER_ROLE),
     _p("", "services", _ALL),
-    _p("", "services/status", _STATUS),
+    _p(
+        "", "services", ("delete", "patch"), _AS_UPSTREAM + "; owned Services go with their owner by garbage collection"
+    ),
+    _p("", "services/status", _STATUS, _AS_UPSTREAM),
     _p("", "secrets", ("get", "list", "watch", "create")),
+    _p(
+        "",
+        "secrets",
+        ("get", "create"),
+        "spec.authOptions token mode: the auth-token Secret (no integration test covers token auth yet)",
+    ),
     _p("", "serviceaccounts", ("get", "list", "watch", "create", "delete")),
-    _p("", "persistentvolumeclaims", ("get", "list", "watch", "create", "delete")),
+    _p("", "serviceaccounts", ("list", "watch", "delete"), _AS_UPSTREAM),
+    _p(
+        "",
+        "persistentvolumeclaims",
+        ("get", "list", "watch", "create", "delete"),
+        "gate GCSFaultToleranceEmbeddedStorage: the GCS RocksDB PVC",
+    ),
     _p("batch", "jobs", _ALL),
-    _p("networking.k8s.io", "ingresses", _ALL),
-    _p("extensions", "ingresses", _ALL),
-    _p("networking.k8s.io", "ingressclasses", _READ),
-    _p("route.openshift.io", "routes", _ALL),
+    _p("batch", "jobs", ("patch", "update"), _AS_UPSTREAM),
+    _p("networking.k8s.io", "ingresses", _ALL, _INGRESS),
+    _p("extensions", "ingresses", _ALL, _INGRESS),
+    _p("networking.k8s.io", "ingressclasses", _READ, _INGRESS),
+    _p("route.openshift.io", "routes", _ALL, _INGRESS),
     _p("rbac.authorization.k8s.io", "roles", ("get", "list", "watch", "create", "update", "delete")),
+    _p("rbac.authorization.k8s.io", "roles", ("list", "watch", "update", "delete"), _AS_UPSTREAM),
     _p("rbac.authorization.k8s.io", "rolebindings", ("get", "list", "watch", "create", "delete")),
+    _p("rbac.authorization.k8s.io", "rolebindings", ("list", "watch", "delete"), _AS_UPSTREAM),
 )
 
 #: RayJob controller: its RayCluster, the submitter Job, the RayJob head service, the head pod, the
@@ -95,68 +147,88 @@ RAYCLUSTER_PERMISSIONS: Final[tuple[Permission, ...]] = (
 #: driver log after the cluster is gone (this project's addition: looked up, then created once).
 RAYJOB_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("ray.io", "rayjobs", _ALL),
+    _p("ray.io", "rayjobs", ("get", "update"), _AS_UPSTREAM),
     _p("ray.io", "rayjobs/status", _STATUS),
-    _p("ray.io", "rayjobs/finalizers", ("update",)),
+    _p("ray.io", "rayjobs/status", ("get",), _AS_UPSTREAM),
+    _p("ray.io", "rayjobs/finalizers", ("update",), _FINALIZERS),
     _p("ray.io", "rayclusters", _ALL),
     _p("", "pods", _READ),
     _p("", "services", _ALL),
     _p("batch", "jobs", _ALL),
-    _p("", "pods/proxy", ("get", "update", "patch")),
-    _p("", "services/proxy", ("get", "create", "update", "patch")),
+    _p("", "pods/proxy", ("get", "update", "patch"), _PROXY),
+    _p("", "services/proxy", ("get", "create", "update", "patch"), _PROXY),
     _p("", "configmaps", ("get", "create")),
 )
 
 #: RayService controller: pending and active RayClusters, serve and head services, endpoint slices
 #: of the serve service, the Serve proxies and dashboard (optionally via the apiserver proxy), and the
 #: Gateway API objects of incremental upgrades.
-RAYSERVICE_PERMISSIONS: Final[tuple[Permission, ...]] = (
-    _p("ray.io", "rayservices", _ALL),
-    _p("ray.io", "rayservices/status", _STATUS),
-    _p("ray.io", "rayservices/finalizers", ("update",)),
-    _p("ray.io", "rayclusters", _ALL),
-    _p("", "pods", _READ),
-    _p("", "services", _ALL),
-    _p("", "services/status", _STATUS),
-    _p("", "pods/proxy", ("get", "update", "patch")),
-    _p("", "services/proxy", ("get", "create", "update", "patch")),
-    _p("discovery.k8s.io", "endpointslices", _READ),
-    _p("gateway.networking.k8s.io", "gateways;httproutes", ("get", "list", "watch", "create", "update", "delete")),
+RAYSERVICE_PERMISSIONS: Final[tuple[Permission, ...]] = _because(
+    "the RayService controller is not ported yet; granted as upstream's ClusterRole does",
+    (
+        _p("ray.io", "rayservices", _ALL),
+        _p("ray.io", "rayservices/status", _STATUS),
+        _p("ray.io", "rayservices/finalizers", ("update",)),
+        _p("ray.io", "rayclusters", _ALL),
+        _p("", "pods", _READ),
+        _p("", "services", _ALL),
+        _p("", "services/status", _STATUS),
+        _p("", "pods/proxy", ("get", "update", "patch")),
+        _p("", "services/proxy", ("get", "create", "update", "patch")),
+        _p("discovery.k8s.io", "endpointslices", _READ),
+        _p(
+            "gateway.networking.k8s.io",
+            "gateways;httproutes",
+            ("get", "list", "watch", "create", "update", "delete"),
+            "gate RayServiceIncrementalUpgrade (Gateway API objects); the RayService controller is not ported yet",
+        ),
+    ),
 )
 
 #: RayCronJob controller (gate ``RayCronJob``): creates RayJobs from its template.
-RAYCRONJOB_PERMISSIONS: Final[tuple[Permission, ...]] = (
-    _p("ray.io", "raycronjobs", _ALL),
-    _p("ray.io", "raycronjobs/status", _STATUS),
-    _p("ray.io", "raycronjobs/finalizers", ("update",)),
-    _p("ray.io", "rayjobs", _ALL),
+RAYCRONJOB_PERMISSIONS: Final[tuple[Permission, ...]] = _because(
+    "gate RayCronJob (off by default; the controller is not ported yet)",
+    (
+        _p("ray.io", "raycronjobs", _ALL),
+        _p("ray.io", "raycronjobs/status", _STATUS),
+        _p("ray.io", "raycronjobs/finalizers", ("update",)),
+        _p("ray.io", "rayjobs", _ALL),
+    ),
 )
 
 #: NetworkPolicy controller (gate ``RayClusterNetworkPolicy``).
-NETWORKPOLICY_PERMISSIONS: Final[tuple[Permission, ...]] = (
-    _p("ray.io", "rayclusters", _READ),
-    _p("networking.k8s.io", "networkpolicies", ("get", "list", "watch", "create", "update", "delete")),
+NETWORKPOLICY_PERMISSIONS: Final[tuple[Permission, ...]] = _because(
+    "gate RayClusterNetworkPolicy (off by default; not ported yet)",
+    (
+        _p("ray.io", "rayclusters", _READ),
+        _p("networking.k8s.io", "networkpolicies", ("get", "list", "watch", "create", "update", "delete")),
+    ),
 )
 
 #: mTLS controller (gate ``RayClusterMTLS`` and cert-manager installed).
-MTLS_PERMISSIONS: Final[tuple[Permission, ...]] = (
-    _p("ray.io", "rayclusters", _READ),
-    _p("cert-manager.io", "certificates;issuers", ("get", "list", "watch", "create", "update", "delete")),
-    _p("", "secrets", _READ),
+MTLS_PERMISSIONS: Final[tuple[Permission, ...]] = _because(
+    "gate RayClusterMTLS with cert-manager (off by default; not ported yet)",
+    (
+        _p("ray.io", "rayclusters", _READ),
+        _p("cert-manager.io", "certificates;issuers", ("get", "list", "watch", "create", "update", "delete")),
+        _p("", "secrets", _READ),
+    ),
 )
 
 #: The manager itself: leader election on a Lease (in any namespace given by
 #: ``--leader-election-namespace``) and events.k8s.io/v1 Events from every controller's recorder.
 OPERATOR_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("coordination.k8s.io", "leases", ("get", "list", "create", "update")),
+    _p("coordination.k8s.io", "leases", ("list",), _AS_UPSTREAM + " (the lock reads its one Lease by name)"),
     _p("events.k8s.io", "events", ("create", "patch")),
 )
 
 #: The namespaced Role bound in the operator's own namespace for leader election (upstream's
 #: ``leader_election_role.yaml``): the Lease, the legacy ConfigMap lock, and the election events.
 LEADER_ELECTION_PERMISSIONS: Final[tuple[Permission, ...]] = (
-    _p("", "configmaps", ("get", "list", "watch", "create", "update", "patch", "delete")),
+    _p("", "configmaps", ("get", "list", "watch", "create", "update", "patch", "delete"), _LEGACY_LOCK),
     _p("coordination.k8s.io", "leases", ("get", "list", "create", "update")),
-    _p("", "events", ("create", "patch")),
+    _p("", "events", ("create", "patch"), _LEGACY_LOCK),
     _p("events.k8s.io", "events", ("create", "patch")),
 )
 
@@ -170,6 +242,17 @@ CONTROLLER_PERMISSIONS: Final[Mapping[str, tuple[Permission, ...]]] = {
     "mtls": MTLS_PERMISSIONS,
     "operator": OPERATOR_PERMISSIONS,
 }
+
+
+def unused_reasons() -> dict[tuple[str, str, str], str]:
+    """(group, resource, verb) → why the grant may be unused, from every declaration that has a reason."""
+    out: dict[tuple[str, str, str], str] = {}
+    for perm in (*all_permissions(), *LEADER_ELECTION_PERMISSIONS):
+        if perm.reason:
+            for resource in perm.resources:
+                for verb in perm.verbs:
+                    out.setdefault((perm.group, resource, verb), perm.reason)
+    return out
 
 
 def all_permissions() -> tuple[Permission, ...]:

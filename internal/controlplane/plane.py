@@ -94,12 +94,18 @@ class ControlPlane:
     kubeconfig: Path = Path()
     certs: certs_mod.PlaneCerts | None = None
     rest: KubeRest | None = None
+    # Users whose requests kube-apiserver records at Metadata level in ``audit_log`` (none: no audit).
+    audit_users: tuple[str, ...] = ()
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
     @property
     def log_dir(self) -> Path:
         return self.work_dir / "logs"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.log_dir / "audit.log"
 
     @property
     def sim_running(self) -> bool:
@@ -167,6 +173,7 @@ class ControlPlane:
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
                 "--v=0",
+                *self._audit_flags(),
             ],
         ).wait_ready(lambda: self.request("GET", "/readyz").status == 200, self.start_timeout, 0.2)
         self.kubeconfig = self._write_kubeconfig()
@@ -316,6 +323,15 @@ class ControlPlane:
         self.processes[name] = p
         (self.work_dir / "pids").open("a").write(f"{name} {p.pid}\n")
         return p
+
+    def _audit_flags(self) -> list[str]:
+        if not self.audit_users:
+            return []
+        policy = self.work_dir / "audit-policy.yaml"
+        rules = [{"level": "Metadata", "users": list(self.audit_users)}, {"level": "None"}]
+        doc = {"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"], "rules": rules}
+        policy.write_text(yaml.safe_dump(doc))
+        return [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}", "--audit-log-format=json"]
 
     def _wait(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
         assert self.rest is not None

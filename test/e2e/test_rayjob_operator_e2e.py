@@ -64,7 +64,7 @@ def rayjob(name: str, ns: str, **spec: Any) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def operator_on_real_head(kubeconfig: Path, head_url: str) -> AsyncIterator[DashboardClientFactory]:
+async def operator_on_real_head(plane: Any, head_url: str) -> AsyncIterator[DashboardClientFactory]:
     # Every RayCluster the operator creates is "reached" at the one real head on loopback.
     factory = DashboardClientFactory(Loopback(lambda cluster: head_url))
 
@@ -72,7 +72,7 @@ async def operator_on_real_head(kubeconfig: Path, head_url: str) -> AsyncIterato
         return rayjob_controller.setup(rt, rayjob_controller.RayJobOptions(env={}, gates=rt.gates), factory)
 
     try:
-        async with running_operator(kubeconfig, [raycluster_controller.setup, rayjob_setup]):
+        async with running_operator(plane, [raycluster_controller.setup, rayjob_setup]):
             yield factory
     finally:
         await factory.close()
@@ -89,7 +89,7 @@ async def state(c: Client, ns: str, name: str, want: str, timeout: float = 180) 
 async def test_http_mode_job_succeeds_on_a_real_head(
     ray_head: Any, sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
-    async with operator_on_real_head(sim_cluster.kubeconfig, ray_head.dashboard_url) as dashboards:
+    async with operator_on_real_head(sim_cluster, ray_head.dashboard_url) as dashboards:
         await kclient.create(RAYJOBS, rayjob("ok", namespace))
         st = await state(kclient, namespace, "ok", "Complete")
         assert st["jobStatus"] == "SUCCEEDED" and st["reason"] == ""
@@ -103,7 +103,7 @@ async def test_http_mode_job_succeeds_on_a_real_head(
 async def test_failing_entrypoint_ends_failed_app_failed(
     ray_head: Any, sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
-    async with operator_on_real_head(sim_cluster.kubeconfig, ray_head.dashboard_url):
+    async with operator_on_real_head(sim_cluster, ray_head.dashboard_url):
         await kclient.create(RAYJOBS, rayjob("bad", namespace, entrypoint='python -c "import sys; sys.exit(3)"'))
         st = await state(kclient, namespace, "bad", "Failed")
         assert st["reason"] == "AppFailed" and st["jobStatus"] == "FAILED" and st["failed"] == 1
@@ -112,7 +112,7 @@ async def test_failing_entrypoint_ends_failed_app_failed(
 async def test_generated_submitter_command_submits_and_follows_on_a_real_head(
     ray_head: Any, sim_cluster: Any, kclient: Client, namespace: str, tmp_path: Path
 ) -> None:
-    async with operator_on_real_head(sim_cluster.kubeconfig, ray_head.dashboard_url):
+    async with operator_on_real_head(sim_cluster, ray_head.dashboard_url):
         job = rayjob("sub", namespace, submissionMode="K8sJobMode", entrypoint='python -c "print(6 * 7)"')
         job["metadata"]["annotations"] = {}
         await kclient.create(RAYJOBS, job)
@@ -153,7 +153,7 @@ async def test_deletion_rules_clean_up_and_keep_the_real_driver_log(
     ray_head: Any, sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
     rules = {"deletionRules": [{"policy": "DeleteCluster", "condition": {"jobStatus": "SUCCEEDED", "ttlSeconds": 0}}]}
-    async with operator_on_real_head(sim_cluster.kubeconfig, ray_head.dashboard_url):
+    async with operator_on_real_head(sim_cluster, ray_head.dashboard_url):
         await kclient.create(RAYJOBS, rayjob("rules", namespace, deletionStrategy=rules))
         st = await state(kclient, namespace, "rules", "Complete")
 

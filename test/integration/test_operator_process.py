@@ -77,7 +77,7 @@ def replicas() -> Iterator[list[Replica]]:
 
 
 def _start(replicas: list[Replica], control_plane: Any, namespace: str, tmp_path: Path) -> Replica:
-    r = Replica(control_plane.kubeconfig, namespace, tmp_path / f"replica-{len(replicas)}.log")
+    r = Replica(control_plane.operator_kubeconfig, namespace, tmp_path / f"replica-{len(replicas)}.log")
     replicas.append(r)
     return r
 

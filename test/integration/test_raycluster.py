@@ -95,7 +95,7 @@ def cond(st: dict[str, Any], ctype: str) -> dict[str, Any]:
 async def test_cluster_reaches_ready_with_upstream_objects_and_status(
     sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
-    async with running_operator(sim_cluster.kubeconfig):
+    async with running_operator(sim_cluster):
         await kclient.create(RAYCLUSTERS, cluster("rc", namespace))
         st = await wait_ready(kclient, namespace, "rc", 3)
 
@@ -123,7 +123,7 @@ async def test_cluster_reaches_ready_with_upstream_objects_and_status(
 
 
 async def test_scaling_workers_to_delete_and_pod_recovery(sim_cluster: Any, kclient: Client, namespace: str) -> None:
-    async with running_operator(sim_cluster.kubeconfig):
+    async with running_operator(sim_cluster):
         await kclient.create(RAYCLUSTERS, cluster("rc", namespace))
         await wait_ready(kclient, namespace, "rc", 3)
         groups = (await kclient.get(RAYCLUSTERS, "rc", namespace))["spec"]["workerGroupSpecs"]
@@ -165,7 +165,7 @@ async def test_scaling_workers_to_delete_and_pod_recovery(sim_cluster: Any, kcli
 
 
 async def test_suspend_and_resume_cluster_and_group(sim_cluster: Any, kclient: Client, namespace: str) -> None:
-    async with running_operator(sim_cluster.kubeconfig):
+    async with running_operator(sim_cluster):
         await kclient.create(RAYCLUSTERS, cluster("rc", namespace))
         await wait_ready(kclient, namespace, "rc", 3)
 
@@ -198,7 +198,7 @@ async def test_multi_host_group_gets_num_of_hosts_pods_per_replica(
 ) -> None:
     c = cluster("mh", namespace)
     c["spec"]["workerGroupSpecs"] = [{**c["spec"]["workerGroupSpecs"][0], "numOfHosts": 2, "replicas": 2}]
-    async with running_operator(sim_cluster.kubeconfig):
+    async with running_operator(sim_cluster):
         await kclient.create(RAYCLUSTERS, c)
         await wait_ready(kclient, namespace, "mh", 4)
         workers = await pods_of(kclient, namespace, "mh", **{"ray.io/node-type": "worker"})
@@ -215,7 +215,7 @@ async def test_multi_host_group_gets_num_of_hosts_pods_per_replica(
 async def test_deleting_the_cluster_removes_everything_it_owns(
     sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
-    async with running_operator(sim_cluster.kubeconfig):
+    async with running_operator(sim_cluster):
         await kclient.create(RAYCLUSTERS, cluster("rc", namespace))
         await wait_ready(kclient, namespace, "rc", 3)
         await kclient.delete(RAYCLUSTERS, "rc", namespace, propagation_policy="Background")
@@ -237,7 +237,7 @@ async def test_invalid_cluster_gets_a_warning_event_and_no_pods(
     bad = cluster("bad", namespace)
     bad["spec"]["workerGroupSpecs"][0]["minReplicas"] = 5
     bad["spec"]["workerGroupSpecs"][0]["maxReplicas"] = 1
-    async with running_operator(sim_cluster.kubeconfig):
+    async with running_operator(sim_cluster):
         await kclient.create(RAYCLUSTERS, bad)
 
         async def warned() -> dict[str, Any] | None:
@@ -247,3 +247,27 @@ async def test_invalid_cluster_gets_a_warning_event_and_no_pods(
         ev = await eventually(warned, 30, "an InvalidRayClusterSpec event")
         assert ev["type"] == "Warning" and ev["regarding"]["name"] == "bad"
         assert not await pods_of(kclient, namespace, "bad")
+
+
+async def test_autoscaler_gets_its_service_account_role_and_binding(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    # The operator creates a Role for the autoscaler; Kubernetes lets it grant only what it holds
+    # itself, so this is also the proof that the shipped ClusterRole carries those permissions.
+    from internal.client.resources import ROLEBINDINGS, ROLES, SERVICEACCOUNTS
+
+    rc = cluster("auto", namespace)
+    rc["spec"]["enableInTreeAutoscaling"] = True
+    async with running_operator(sim_cluster):
+        await kclient.create(RAYCLUSTERS, rc)
+        await wait_ready(kclient, namespace, "auto", 3)
+        sa = await kclient.get(SERVICEACCOUNTS, "auto", namespace)
+        role = await kclient.get(ROLES, "auto", namespace)
+        binding = await kclient.get(ROLEBINDINGS, "auto", namespace)
+        assert sa["metadata"]["ownerReferences"][0]["kind"] == "RayCluster"
+        granted = {(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+        assert {("", "pods"), ("", "pods/resize"), ("ray.io", "rayclusters")} <= granted
+        assert binding["roleRef"]["name"] == "auto" and binding["subjects"][0]["name"] == "auto"
+        [head] = await pods_of(kclient, namespace, "auto", **{"ray.io/node-type": "head"})
+        assert head["spec"]["serviceAccountName"] == "auto"
+        assert [c["name"] for c in head["spec"]["containers"]] == ["ray-head", "autoscaler"]

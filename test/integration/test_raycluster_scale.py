@@ -140,7 +140,7 @@ async def _scale_twenty(
     watcher: Informer,
     seen: dict[str, set[str]],
 ) -> None:
-    async with running_operator(sim_cluster.kubeconfig, RAYCLUSTER_ONLY, concurrency=10, enable_metrics=False) as rt:
+    async with running_operator(sim_cluster, RAYCLUSTER_ONLY, concurrency=10, enable_metrics=False) as rt:
         assert rt.config.reconcileConcurrency == 10
         # Count the operator's pod creates (attempts and successes) per cluster and node type.
         attempts: Counter[tuple[str, str]] = Counter()
@@ -244,7 +244,7 @@ def series_of(metrics: dict[str, list[tuple[dict[str, str], float]]], name: str,
 async def test_cluster_metrics_are_served_and_removed_with_the_cluster(
     sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
-    async with running_operator(sim_cluster.kubeconfig, RAYCLUSTER_ONLY, enable_metrics=True) as rt:
+    async with running_operator(sim_cluster, RAYCLUSTER_ONLY, enable_metrics=True) as rt:
         port = rt.manager.metrics_port
         assert port
         await kclient.create(RAYCLUSTERS, cluster("gone", namespace, replicas=1))
@@ -304,7 +304,7 @@ async def test_pod_cache_is_scoped_by_the_kuberay_selector_and_slim(
     for name in unrelated:  # created, scheduled and made Running: every event they will ever have
         await eventually(lambda name=name: running(name), 30, f"pod {name} Running")
 
-    async with running_operator(sim_cluster.kubeconfig, RAYCLUSTER_ONLY, enable_metrics=False) as rt:
+    async with running_operator(sim_cluster, RAYCLUSTER_ONLY, enable_metrics=False) as rt:
         [inf] = rt.cache.informers_for(PODS)
         assert inf.label_selector == POD_SELECTOR
         cached_names: set[str] = set()

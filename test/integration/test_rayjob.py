@@ -68,7 +68,7 @@ def rayjob(name: str, ns: str, **spec: Any) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def operator_with_fake(
-    kubeconfig: Any, env: Mapping[str, str] | None = None, concurrency: int = 4
+    plane: Any, env: Mapping[str, str] | None = None, concurrency: int = 4
 ) -> AsyncIterator[tuple[Runtime, FakeDashboard]]:
     async with FakeDashboard() as fake:
         factory = DashboardClientFactory(Loopback(lambda cluster: fake.cluster(cluster["metadata"]["name"]).base_url))
@@ -80,7 +80,7 @@ async def operator_with_fake(
 
         try:
             async with running_operator(
-                kubeconfig, [raycluster_controller.setup, rayjob_setup], concurrency=concurrency
+                plane, [raycluster_controller.setup, rayjob_setup], concurrency=concurrency
             ) as rt:
                 yield rt, fake
         finally:
@@ -105,7 +105,7 @@ async def events_for(c: Client, ns: str, name: str) -> list[dict[str, Any]]:
 
 
 async def test_http_mode_runs_to_complete(sim_cluster: Any, kclient: Client, namespace: str) -> None:
-    async with operator_with_fake(sim_cluster.kubeconfig) as (_rt, fake):
+    async with operator_with_fake(sim_cluster) as (_rt, fake):
         fake.default.set_default_script("RUNNING")
         await kclient.create(RAYJOBS, rayjob("job", namespace))
         st = await wait_state(kclient, namespace, "job", "Running")
@@ -131,7 +131,7 @@ async def test_http_mode_runs_to_complete(sim_cluster: Any, kclient: Client, nam
 
 
 async def test_k8s_job_mode_submitter_and_completion(sim_cluster: Any, kclient: Client, namespace: str) -> None:
-    async with operator_with_fake(sim_cluster.kubeconfig) as (_rt, fake):
+    async with operator_with_fake(sim_cluster) as (_rt, fake):
         await kclient.create(RAYJOBS, rayjob("kjob", namespace, submissionMode="K8sJobMode"))
         st = await wait_state(kclient, namespace, "kjob", "Running")
         sub = await eventually(lambda: _get_or_none(kclient, JOBS, "kjob", namespace), 30, "the submitter Job")
@@ -157,7 +157,7 @@ async def _get_or_none(c: Client, r: Any, name: str, ns: str) -> dict[str, Any] 
 async def test_app_failure_retries_with_a_new_cluster_then_fails(
     sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
-    async with operator_with_fake(sim_cluster.kubeconfig) as (_rt, fake):
+    async with operator_with_fake(sim_cluster) as (_rt, fake):
         await kclient.create(RAYJOBS, rayjob("retry", namespace, backoffLimit=1))
         first = await wait_state(kclient, namespace, "retry", "Running")
         await eventually(lambda: first["jobId"] in fake.cluster(first["rayClusterName"]).jobs, 30, "submission")
@@ -179,7 +179,7 @@ async def test_app_failure_retries_with_a_new_cluster_then_fails(
 async def test_shutdown_after_finish_deletes_cluster_and_keeps_the_driver_log(
     sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
-    async with operator_with_fake(sim_cluster.kubeconfig) as (_rt, fake):
+    async with operator_with_fake(sim_cluster) as (_rt, fake):
         await kclient.create(RAYJOBS, rayjob("sd", namespace, shutdownAfterJobFinishes=True, ttlSecondsAfterFinished=0))
         st = await wait_state(kclient, namespace, "sd", "Running")
         cname, jid = st["rayClusterName"], st["jobId"]
@@ -209,7 +209,7 @@ async def test_deletion_rules_delete_workers_then_cluster(sim_cluster: Any, kcli
             {"policy": "DeleteCluster", "condition": {"jobStatus": "SUCCEEDED", "ttlSeconds": 4}},
         ]
     }
-    async with operator_with_fake(sim_cluster.kubeconfig) as (_rt, fake):
+    async with operator_with_fake(sim_cluster) as (_rt, fake):
         await kclient.create(RAYJOBS, rayjob("rules", namespace, deletionStrategy=rules))
         st = await wait_state(kclient, namespace, "rules", "Running")
         cname, jid = st["rayClusterName"], st["jobId"]
@@ -230,7 +230,7 @@ async def test_deletion_rules_delete_workers_then_cluster(sim_cluster: Any, kcli
 
 
 async def test_suspended_job_creates_nothing_until_resumed(sim_cluster: Any, kclient: Client, namespace: str) -> None:
-    async with operator_with_fake(sim_cluster.kubeconfig) as (_rt, fake):
+    async with operator_with_fake(sim_cluster) as (_rt, fake):
         await kclient.create(RAYJOBS, rayjob("kueue", namespace, suspend=True, shutdownAfterJobFinishes=True))
         await wait_state(kclient, namespace, "kueue", "Suspended")
         assert not (await kclient.list(RAYCLUSTERS, namespace))["items"]
@@ -244,7 +244,7 @@ async def test_suspended_job_creates_nothing_until_resumed(sim_cluster: Any, kcl
 async def test_cluster_selector_uses_an_existing_cluster_and_never_deletes_it(
     sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
-    async with operator_with_fake(sim_cluster.kubeconfig) as (_rt, fake):
+    async with operator_with_fake(sim_cluster) as (_rt, fake):
         cluster = {
             "apiVersion": "ray.io/v1",
             "kind": "RayCluster",
@@ -265,7 +265,7 @@ async def test_cluster_selector_uses_an_existing_cluster_and_never_deletes_it(
 
 
 async def test_active_deadline_fails_the_job(sim_cluster: Any, kclient: Client, namespace: str) -> None:
-    async with operator_with_fake(sim_cluster.kubeconfig) as (_rt, _fake):
+    async with operator_with_fake(sim_cluster) as (_rt, _fake):
         await kclient.create(RAYJOBS, rayjob("late", namespace, activeDeadlineSeconds=3))
         st = await wait_state(kclient, namespace, "late", "Failed", 60)
         assert st["reason"] == "DeadlineExceeded"
@@ -275,7 +275,7 @@ async def test_active_deadline_fails_the_job(sim_cluster: Any, kclient: Client, 
 async def test_invalid_rayjob_is_validation_failed_with_a_warning(
     sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
-    async with operator_with_fake(sim_cluster.kubeconfig):
+    async with operator_with_fake(sim_cluster):
         j = rayjob("bad", namespace, shutdownAfterJobFinishes=False, ttlSecondsAfterFinished=10)
         await kclient.create(RAYJOBS, j)
         st = await wait_state(kclient, namespace, "bad", "ValidationFailed", 30)
@@ -286,7 +286,7 @@ async def test_invalid_rayjob_is_validation_failed_with_a_warning(
 
 
 async def test_interactive_mode_waits_for_a_job_id(sim_cluster: Any, kclient: Client, namespace: str) -> None:
-    async with operator_with_fake(sim_cluster.kubeconfig) as (_rt, fake):
+    async with operator_with_fake(sim_cluster) as (_rt, fake):
         await kclient.create(RAYJOBS, rayjob("inter", namespace, submissionMode="InteractiveMode"))
         st = await wait_state(kclient, namespace, "inter", "Waiting")
         assert not st.get("jobId")
@@ -302,7 +302,7 @@ async def test_interactive_mode_waits_for_a_job_id(sim_cluster: Any, kclient: Cl
 async def test_sidecar_mode_puts_the_submitter_in_the_head_pod(
     sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
-    async with operator_with_fake(sim_cluster.kubeconfig):
+    async with operator_with_fake(sim_cluster):
         await kclient.create(RAYJOBS, rayjob("side", namespace, submissionMode="SidecarMode"))
         st = await wait_state(kclient, namespace, "side", "Running")
 
@@ -321,7 +321,7 @@ async def test_status_checks_failing_past_the_timeout_fail_the_job(
     sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
     env = {"RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS": "3"}
-    async with operator_with_fake(sim_cluster.kubeconfig, env) as (_rt, fake):
+    async with operator_with_fake(sim_cluster, env) as (_rt, fake):
         await kclient.create(RAYJOBS, rayjob("dead", namespace))
         st = await wait_state(kclient, namespace, "dead", "Running")
         await eventually(lambda: st["jobId"] in fake.cluster(st["rayClusterName"]).jobs, 30, "submission")
@@ -332,7 +332,7 @@ async def test_status_checks_failing_past_the_timeout_fail_the_job(
 
 
 async def test_duplicate_submission_id_counts_as_submitted(sim_cluster: Any, kclient: Client, namespace: str) -> None:
-    async with operator_with_fake(sim_cluster.kubeconfig) as (_rt, fake):
+    async with operator_with_fake(sim_cluster) as (_rt, fake):
         j = rayjob("dup", namespace, jobId="fixed-id")
         await kclient.create(RAYJOBS, j)
         st = await wait_state(kclient, namespace, "dup", "Running")
@@ -353,7 +353,7 @@ async def test_black_holed_dashboards_do_not_delay_healthy_jobs(
     sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
     total, dead = 100, 10
-    async with operator_with_fake(sim_cluster.kubeconfig, concurrency=10) as (_rt, fake):
+    async with operator_with_fake(sim_cluster, concurrency=10) as (_rt, fake):
         for i in range(total):
             j = rayjob(f"j{i:03d}", namespace)
             j["spec"]["rayClusterSpec"] = copy.deepcopy(j["spec"]["rayClusterSpec"])
@@ -395,7 +395,7 @@ async def test_black_holed_dashboards_do_not_delay_healthy_jobs(
 async def test_pre_running_deadline_fails_a_job_that_never_starts(
     sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
-    async with operator_with_fake(sim_cluster.kubeconfig):
+    async with operator_with_fake(sim_cluster):
         # InteractiveMode waits for a job id that never comes: the pre-running deadline ends it.
         j = rayjob("slow", namespace, submissionMode="InteractiveMode", preRunningDeadlineSeconds=3)
         await kclient.create(RAYJOBS, j)
@@ -408,7 +408,7 @@ async def test_legacy_on_failure_policy_deletes_the_cluster_and_delete_self_remo
 ) -> None:
     legacy = {"onSuccess": {"policy": "DeleteNone"}, "onFailure": {"policy": "DeleteCluster"}}
     self_rules = {"deletionRules": [{"policy": "DeleteSelf", "condition": {"jobStatus": "SUCCEEDED", "ttlSeconds": 0}}]}
-    async with operator_with_fake(sim_cluster.kubeconfig) as (_rt, fake):
+    async with operator_with_fake(sim_cluster) as (_rt, fake):
         await kclient.create(RAYJOBS, rayjob("legacy", namespace, deletionStrategy=legacy))
         await kclient.create(RAYJOBS, rayjob("selfdel", namespace, deletionStrategy=self_rules))
         legacy_st = await wait_state(kclient, namespace, "legacy", "Running")
@@ -433,7 +433,7 @@ async def test_legacy_on_failure_policy_deletes_the_cluster_and_delete_self_remo
 async def test_submitter_finished_without_a_terminal_ray_job_fails_after_the_grace(
     sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
-    async with operator_with_fake(sim_cluster.kubeconfig) as (_rt, fake):
+    async with operator_with_fake(sim_cluster) as (_rt, fake):
         await kclient.create(RAYJOBS, rayjob("stuck", namespace, submissionMode="K8sJobMode"))
         st = await wait_state(kclient, namespace, "stuck", "Running")
         # The Ray job stays RUNNING while the submitter Job completes (kwok): 30 s later it is Failed.

@@ -54,7 +54,7 @@ async def test_seed_rayjob_is_reconciled_to_upstreams_objects(
             return rayjob_controller.setup(rt, rayjob_controller.RayJobOptions(env={}, gates=rt.gates), factory)
 
         try:
-            async with running_operator(sim_cluster.kubeconfig, [raycluster_controller.setup, rayjob_setup]):
+            async with running_operator(sim_cluster, [raycluster_controller.setup, rayjob_setup]):
                 for doc in docs:  # companions first (ConfigMaps, existing clusters, ServiceAccounts)
                     doc.setdefault("metadata", {})["namespace"] = namespace
                     if doc["kind"] != "RayJob":

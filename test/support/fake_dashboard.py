@@ -350,7 +350,7 @@ class FakeDashboard:
         self.host = host
         self.port = 0
         self.clusters: dict[str, FakeCluster] = {}
-        self._by_port: dict[int, FakeCluster] = {}
+        self._by_addr: dict[tuple[str, int], FakeCluster] = {}  # the listening (host, port)
         self._sites: dict[str, web.BaseSite] = {}
         self._runner: web.AppRunner | None = None
         self.default = FakeCluster("default")
@@ -391,7 +391,7 @@ class FakeDashboard:
         await site.start()
         self._sites[""] = site
         self.default.base_url, self.default.port = self.base_url, self.port
-        self._by_port[self.port] = self.default
+        self._by_addr[(self.host, self.port)] = self.default
 
     async def stop(self) -> None:
         for c in [self.default, *self.clusters.values()]:
@@ -421,8 +421,22 @@ class FakeDashboard:
             site = web.SockSite(self._runner, sock)
             await site.start()
             self._sites[name] = site
-            self._by_port[port] = c
+            self._by_addr[(self.host, port)] = c
             c.base_url, c.port = f"http://{self.host}:{port}", port
+        return c
+
+    async def cluster_on_address(self, name: str, host: str, port: int = 8265) -> FakeCluster:
+        """Get or create cluster ``name`` served at the root of ``host:port`` (a loopback address that a
+        head Service's DNS name is made to resolve to, for an operator that dials the real name)."""
+        assert self._runner is not None, "start() first"
+        c = self.cluster(name)
+        if name not in self._sites:
+            sock = _listen(host, port)
+            site = web.SockSite(self._runner, sock)
+            await site.start()
+            self._sites[name] = site
+            self._by_addr[(host, port)] = c
+            c.base_url, c.port = f"http://{host}:{port}", port
         return c
 
     async def remove_cluster(self, name: str) -> None:
@@ -433,7 +447,8 @@ class FakeDashboard:
         c._released.set()
         site = self._sites.pop(name, None)
         if site is not None:
-            self._by_port.pop(c.port, None)
+            for addr in [a for a, owner in self._by_addr.items() if owner is c]:
+                del self._by_addr[addr]
             await site.stop()
 
     def url_table(self, namespace: str = "default") -> dict[str, str]:
@@ -453,7 +468,7 @@ class FakeDashboard:
         if name is not None:
             return self.clusters.get(name)
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
-        return self._by_port.get(sockname[1]) if sockname else None
+        return self._by_addr.get((sockname[0], sockname[1])) if sockname else None
 
     def _wrap(
         self, endpoint: str, handler: Callable[[FakeCluster, web.Request], Awaitable[web.StreamResponse]]
@@ -676,8 +691,8 @@ def _serve_app(app: Mapping[str, Any], status: str) -> dict[str, Any]:
     }
 
 
-def _listen(host: str) -> socket.socket:
+def _listen(host: str, port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
+    sock.bind((host, port))
     return sock

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 from kuberay_operator.main import cache_selectors, controller_setups
@@ -20,7 +19,7 @@ from support.wait import eventually
 
 @contextlib.asynccontextmanager
 async def running_operator(
-    kubeconfig: Path,
+    plane: Any,
     setups: list[Callable[[Runtime], list[Controller]]] | None = None,
     *,
     concurrency: int = 2,
@@ -29,7 +28,8 @@ async def running_operator(
     enable_metrics: bool = True,
     config: dict[str, Any] | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Yields the operator's Runtime once its manager serves; stops it gracefully afterwards."""
+    """Yields the operator's Runtime once its manager serves; stops it gracefully afterwards. It runs as
+    the shipped ServiceAccount with the generated RBAC (``plane.operator_kubeconfig``), never as admin."""
     runtimes: list[Runtime] = []
 
     def capture(rt: Runtime) -> list[Controller]:
@@ -48,7 +48,7 @@ async def running_operator(
             **(config or {}),  # further Configuration fields, e.g. headSidecarContainers
         ),
         gates=FeatureGates.parse(gates),
-        kubeconfig=str(kubeconfig),
+        kubeconfig=str(plane.operator_kubeconfig),
         setups=[capture, *(controller_setups() if setups is None else setups)],
         cache_by_object=cache_selectors(),
         graceful_shutdown_timeout=5,
