@@ -290,7 +290,7 @@ def required_access(cfg: Configuration, leader_election_namespace: str) -> tuple
     wanted: list[Access] = []
     for name in (*CONTROLLERS, "operator"):
         for perm in rbac.CONTROLLER_PERMISSIONS[name]:
-            if getattr(perm, "reason", ""):
+            if perm.reason:
                 continue
             for resource in perm.resources:
                 if (perm.group, resource) == ("coordination.k8s.io", "leases"):

@@ -92,6 +92,9 @@ _PROXY = (
     "which kube-apiserver refuses to proxy to"
 )
 _INGRESS = "headGroupSpec.enableIngress (Ingress, or Route on OpenShift): not ported yet"
+_SERVICES_AS_UPSTREAM = _AS_UPSTREAM + "; owned Services go with their owner by garbage collection"
+_LEASE_LIST = _AS_UPSTREAM + " (the lock reads its one Lease by name)"
+_JOBS_USED = ("get", "list", "watch", "create", "delete")  # submitter and Redis-cleanup Jobs
 _LEGACY_LOCK = (
     "upstream's leader-election Role (the legacy ConfigMap lock and core/v1 Events); "
     "this operator uses a Lease and events.k8s.io/v1"
@@ -100,29 +103,27 @@ _LEGACY_LOCK = (
 #: RayCluster controller: pods and services of the cluster, the autoscaler's ServiceAccount, Role and
 #: RoleBinding, the auth Secret, the GCS FT RocksDB PVC and Redis cleanup Job, Ingress or Route.
 RAYCLUSTER_PERMISSIONS: Final[tuple[Permission, ...]] = (
-    _p("ray.io", "rayclusters", _ALL),
+    _p("ray.io", "rayclusters", ("get", "list", "watch", "create", "update", "delete")),
     _p("ray.io", "rayclusters", ("patch",), _AUTOSCALER_ROLE),
-    _p("ray.io", "rayclusters/status", _STATUS),
+    _p("ray.io", "rayclusters/status", ("update",)),
     _p("ray.io", "rayclusters/status", ("get", "patch"), _AS_UPSTREAM),
     _p("ray.io", "rayclusters/finalizers", ("update",), _FINALIZERS),
-    _p("", "pods", (*_ALL, "deletecollection")),
+    _p("", "pods", ("list", "watch", "create", "delete", "deletecollection")),
     _p("", "pods", ("get", "update"), _AS_UPSTREAM),
     _p("", "pods", ("patch",), _AUTOSCALER_ROLE),
     _p("", "pods/status", _ALL, _AS_UPSTREAM),
     _p("", "pods/resize", ("patch",), _AUTOSCALER_ROLE),
-    _p("", "services", _ALL),
-    _p(
-        "", "services", ("delete", "patch"), _AS_UPSTREAM + "; owned Services go with their owner by garbage collection"
-    ),
+    _p("", "services", ("get", "list", "watch", "create", "update")),
+    _p("", "services", ("delete", "patch"), _SERVICES_AS_UPSTREAM),
     _p("", "services/status", _STATUS, _AS_UPSTREAM),
-    _p("", "secrets", ("get", "list", "watch", "create")),
+    _p("", "secrets", ("list", "watch")),
     _p(
         "",
         "secrets",
         ("get", "create"),
         "spec.authOptions token mode: the auth-token Secret (no integration test covers token auth yet)",
     ),
-    _p("", "serviceaccounts", ("get", "list", "watch", "create", "delete")),
+    _p("", "serviceaccounts", ("get", "create")),
     _p("", "serviceaccounts", ("list", "watch", "delete"), _AS_UPSTREAM),
     _p(
         "",
@@ -130,15 +131,15 @@ RAYCLUSTER_PERMISSIONS: Final[tuple[Permission, ...]] = (
         ("get", "list", "watch", "create", "delete"),
         "gate GCSFaultToleranceEmbeddedStorage: the GCS RocksDB PVC",
     ),
-    _p("batch", "jobs", _ALL),
+    _p("batch", "jobs", _JOBS_USED),
     _p("batch", "jobs", ("patch", "update"), _AS_UPSTREAM),
     _p("networking.k8s.io", "ingresses", _ALL, _INGRESS),
     _p("extensions", "ingresses", _ALL, _INGRESS),
     _p("networking.k8s.io", "ingressclasses", _READ, _INGRESS),
     _p("route.openshift.io", "routes", _ALL, _INGRESS),
-    _p("rbac.authorization.k8s.io", "roles", ("get", "list", "watch", "create", "update", "delete")),
+    _p("rbac.authorization.k8s.io", "roles", ("get", "create")),
     _p("rbac.authorization.k8s.io", "roles", ("list", "watch", "update", "delete"), _AS_UPSTREAM),
-    _p("rbac.authorization.k8s.io", "rolebindings", ("get", "list", "watch", "create", "delete")),
+    _p("rbac.authorization.k8s.io", "rolebindings", ("get", "create")),
     _p("rbac.authorization.k8s.io", "rolebindings", ("list", "watch", "delete"), _AS_UPSTREAM),
 )
 
@@ -146,15 +147,19 @@ RAYCLUSTER_PERMISSIONS: Final[tuple[Permission, ...]] = (
 #: dashboard through the apiserver proxy (``--use-kubernetes-proxy``), and the ConfigMap that keeps the
 #: driver log after the cluster is gone (this project's addition: looked up, then created once).
 RAYJOB_PERMISSIONS: Final[tuple[Permission, ...]] = (
-    _p("ray.io", "rayjobs", _ALL),
-    _p("ray.io", "rayjobs", ("get", "update"), _AS_UPSTREAM),
-    _p("ray.io", "rayjobs/status", _STATUS),
+    _p("ray.io", "rayjobs", ("list", "watch", "patch", "delete")),
+    _p("ray.io", "rayjobs", ("get", "create", "update"), _AS_UPSTREAM),
+    _p("ray.io", "rayjobs/status", ("update", "patch")),
     _p("ray.io", "rayjobs/status", ("get",), _AS_UPSTREAM),
     _p("ray.io", "rayjobs/finalizers", ("update",), _FINALIZERS),
-    _p("ray.io", "rayclusters", _ALL),
-    _p("", "pods", _READ),
-    _p("", "services", _ALL),
-    _p("batch", "jobs", _ALL),
+    _p("ray.io", "rayclusters", ("get", "list", "watch", "create", "update", "delete")),
+    _p("ray.io", "rayclusters", ("patch",), _AS_UPSTREAM),
+    _p("", "pods", ("list", "watch")),
+    _p("", "pods", ("get",), _AS_UPSTREAM),
+    _p("", "services", ("get", "list", "watch", "create", "update")),
+    _p("", "services", ("delete", "patch"), _SERVICES_AS_UPSTREAM),
+    _p("batch", "jobs", _JOBS_USED),
+    _p("batch", "jobs", ("patch", "update"), _AS_UPSTREAM),
     _p("", "pods/proxy", ("get", "update", "patch"), _PROXY),
     _p("", "services/proxy", ("get", "create", "update", "patch"), _PROXY),
     _p("", "configmaps", ("get", "create")),
@@ -218,8 +223,8 @@ MTLS_PERMISSIONS: Final[tuple[Permission, ...]] = _because(
 #: The manager itself: leader election on a Lease (in any namespace given by
 #: ``--leader-election-namespace``) and events.k8s.io/v1 Events from every controller's recorder.
 OPERATOR_PERMISSIONS: Final[tuple[Permission, ...]] = (
-    _p("coordination.k8s.io", "leases", ("get", "list", "create", "update")),
-    _p("coordination.k8s.io", "leases", ("list",), _AS_UPSTREAM + " (the lock reads its one Lease by name)"),
+    _p("coordination.k8s.io", "leases", ("get", "create", "update")),
+    _p("coordination.k8s.io", "leases", ("list",), _LEASE_LIST),
     _p("events.k8s.io", "events", ("create", "patch")),
 )
 
@@ -227,7 +232,8 @@ OPERATOR_PERMISSIONS: Final[tuple[Permission, ...]] = (
 #: ``leader_election_role.yaml``): the Lease, the legacy ConfigMap lock, and the election events.
 LEADER_ELECTION_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("", "configmaps", ("get", "list", "watch", "create", "update", "patch", "delete"), _LEGACY_LOCK),
-    _p("coordination.k8s.io", "leases", ("get", "list", "create", "update")),
+    _p("coordination.k8s.io", "leases", ("get", "create", "update")),
+    _p("coordination.k8s.io", "leases", ("list",), _LEASE_LIST),
     _p("", "events", ("create", "patch"), _LEGACY_LOCK),
     _p("events.k8s.io", "events", ("create", "patch")),
 )
@@ -245,14 +251,19 @@ CONTROLLER_PERMISSIONS: Final[Mapping[str, tuple[Permission, ...]]] = {
 
 
 def unused_reasons() -> dict[tuple[str, str, str], str]:
-    """(group, resource, verb) → why the grant may be unused, from every declaration that has a reason."""
+    """(group, resource, verb) → why the grant may be unused. A grant that any declaration makes
+    without a reason is needed by a running controller, so it gets none, whatever others say."""
+    required: set[tuple[str, str, str]] = set()
     out: dict[tuple[str, str, str], str] = {}
     for perm in (*all_permissions(), *LEADER_ELECTION_PERMISSIONS):
-        if perm.reason:
-            for resource in perm.resources:
-                for verb in perm.verbs:
-                    out.setdefault((perm.group, resource, verb), perm.reason)
-    return out
+        for resource in perm.resources:
+            for verb in perm.verbs:
+                key = (perm.group, resource, verb)
+                if perm.reason:
+                    out.setdefault(key, perm.reason)
+                else:
+                    required.add(key)
+    return {key: why for key, why in out.items() if key not in required}
 
 
 def all_permissions() -> tuple[Permission, ...]:
