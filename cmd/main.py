@@ -376,6 +376,10 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e:  # PlaneError, or a binary build that failed
             return fail(f"the local control plane did not start: {e}", 1)
         kubeconfig = str(plane.kubeconfig)
+        if "local-node" in plane.processes:
+            # The operator runs on the host, outside the pods' network and its names: it reaches the
+            # Ray dashboards through the apiserver proxy, which reaches the pod addresses.
+            cfg.useKubernetesProxy = True
     opts = Options(
         config=cfg,
         gates=gates,
@@ -426,7 +430,10 @@ def _pod_namespace() -> str:
 
 
 def start_local_plane() -> ControlPlane:
-    """T2 plane on loopback with the CRDs installed before the garbage collector starts."""
+    """T2 plane on loopback with the CRDs installed before the garbage collector starts. As root, its
+    node is the local node, which runs Ray pods as host processes; otherwise kwok's fake node."""
+    import os
+
     from internal.controlplane import ControlPlane, build_binaries
 
     bin_dir = build_binaries()
@@ -436,8 +443,17 @@ def start_local_plane() -> ControlPlane:
     crds = sorted((Path(__file__).resolve().parents[1] / "config" / "crd" / "bases").glob("*.yaml"))
     if crds:
         plane.install_crds(crds)
-    plane.start_sim()
-    log.info("local control plane ready: export KUBECONFIG=%s (logs in %s)", plane.kubeconfig, plane.log_dir)
+    if os.geteuid() == 0:
+        plane.start_sim(node="local")
+    else:
+        log.warning("not root: pods run on kwok's fake node (nothing runs); run as root for real Ray pods")
+        plane.start_sim()
+    print(
+        f"\nlocal control plane ready. In another shell:\n  export KUBECONFIG={plane.kubeconfig}\n"
+        "  kubectl apply -f config/samples/ray-job.sample.yaml\n  kubectl get rayjobs -w\n"
+        f"(logs of the plane and the local node in {plane.log_dir}; Ctrl-C stops everything)\n",
+        flush=True,
+    )
     return plane
 
 

@@ -109,7 +109,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _TREE_GUARD.start()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def process_guard() -> ProcessTreeGuard:
     """The run's process-tree socket guard (``allow()`` a network the test created; ``scan()`` now)."""
     return _TREE_GUARD

@@ -16,6 +16,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,17 @@ T2_CONTROLLERS = (
     "namespace-controller",
     "ttl-after-finished-controller",
 )
+# Services get endpoints only with the local node: kwok's loopback pod IPs are refused in EndpointSlices.
+LOCAL_NODE_CONTROLLERS = ("endpoints-controller", "endpointslice-controller")
 NODE_NAME = "kwok-node-0"
+LOCAL_NODE_NAME = "local-node-0"
+# With the local node, CPU requests are time-shared and memory is admitted by the node itself against
+# the machine's real memory: the scheduler does not filter on resource fit.
+_LOCAL_NODE_PROFILES: dict[str, Any] = {
+    "profiles": [
+        {"schedulerName": "default-scheduler", "plugins": {"filter": {"disabled": [{"name": "NodeResourcesFit"}]}}}
+    ]
+}
 GPU_NODE_NAME = "kwok-gpu-node-0"
 # Pod IPs come from a loopback range so that anything dialling a pod IP stays on this machine.
 POD_CIDR = "127.1.0.0/16"
@@ -96,6 +107,7 @@ class ControlPlane:
     rest: KubeRest | None = None
     # Users whose requests kube-apiserver records at Metadata level in ``audit_log`` (none: no audit).
     audit_users: tuple[str, ...] = ()
+    local_bridge: str = "krpy0"  # the local node's bridge (a plane per bridge name)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -109,7 +121,7 @@ class ControlPlane:
 
     @property
     def sim_running(self) -> bool:
-        return "kwok" in self.processes
+        return "kwok" in self.processes or "local-node" in self.processes
 
     def start(self) -> None:
         """Start T1 (etcd + kube-apiserver); retry with fresh ports when a port was taken meanwhile."""
@@ -179,11 +191,18 @@ class ControlPlane:
         self.kubeconfig = self._write_kubeconfig()
         self._wait(lambda: self.request("GET", "/api/v1/namespaces/default").status == 200, 30, "namespace default")
 
-    def start_sim(self) -> None:
+    def start_sim(self, node: str = "kwok") -> None:
         """Start T2 on top of a running T1. Install CRDs first: the garbage collector only tracks
-        owners whose kinds it found in discovery at start."""
+        owners whose kinds it found in discovery at start.
+
+        ``node="kwok"``: kwok's fake nodes (thousands of pods, nothing runs). ``node="local"``: the
+        local node (localnode/), which runs every pod's containers as host processes in network
+        namespaces of their own (root only); the scheduler then leaves resource fit to that node, which
+        time-shares CPU and admits pods against the machine's real memory."""
         if self.sim_running:
             return
+        if node not in ("kwok", "local"):
+            raise PlaneError(f"unknown node kind {node!r}: kwok or local")
         kcm_port, sched_port = free_port(), free_port()
         kc = str(self.kubeconfig)
         self._spawn(
@@ -192,7 +211,7 @@ class ControlPlane:
                 str(self.bin_dir / "kube-controller-manager"),
                 f"--kubeconfig={kc}",
                 "--leader-elect=false",
-                f"--controllers={','.join(T2_CONTROLLERS)}",
+                f"--controllers={','.join(T2_CONTROLLERS + (LOCAL_NODE_CONTROLLERS if node == 'local' else ()))}",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={kcm_port}",
                 "--kube-api-qps=200",
@@ -209,6 +228,7 @@ class ControlPlane:
                     "kind": "KubeSchedulerConfiguration",
                     "clientConnection": {"kubeconfig": kc, "qps": 500, "burst": 1000},
                     "leaderElection": {"leaderElect": False},
+                    **(_LOCAL_NODE_PROFILES if node == "local" else {}),
                 }
             )
         )
@@ -221,30 +241,55 @@ class ControlPlane:
                 f"--secure-port={sched_port}",
             ],
         )
-        self._spawn(
-            "kwok",
-            [
-                str(self.bin_dir / "kwok"),
-                f"--kubeconfig={kc}",
-                f"--config={STAGES_FILE}",
-                "--manage-all-nodes=false",
-                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                f"--cidr={POD_CIDR}",
-                f"--node-ip={NODE_IP}",
-                "--node-lease-duration-seconds=40",
-            ],
-        )
-        self.create_node(NODE_NAME)
-        # A GPU node as GPU device plugins label and taint them, for GPU worker groups (seed samples).
-        self.create_node(
-            GPU_NODE_NAME,
-            labels={"nvidia.com/gpu.present": "true"},
-            taints=[{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
-        )
+        if node == "local":
+            self._start_local_node(kc)
+        else:
+            self._spawn(
+                "kwok",
+                [
+                    str(self.bin_dir / "kwok"),
+                    f"--kubeconfig={kc}",
+                    f"--config={STAGES_FILE}",
+                    "--manage-all-nodes=false",
+                    "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                    f"--cidr={POD_CIDR}",
+                    f"--node-ip={NODE_IP}",
+                    "--node-lease-duration-seconds=40",
+                ],
+            )
+            self.create_node(NODE_NAME)
+            # A GPU node as GPU device plugins label and taint them, for GPU worker groups (seed samples).
+            self.create_node(
+                GPU_NODE_NAME,
+                labels={"nvidia.com/gpu.present": "true"},
+                taints=[{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
+            )
         for name, port in (("kube-controller-manager", kcm_port), ("kube-scheduler", sched_port)):
             self.processes[name].wait_ready(
                 functools.partial(_https_insecure_ok, f"https://127.0.0.1:{port}/healthz"), 60, 0.2
             )
+
+    def _start_local_node(self, kubeconfig: str) -> None:
+        if os.geteuid() != 0:
+            raise PlaneError("the local node creates network namespaces and mounts: it needs root")
+        work = self.work_dir / "local-node"
+        work.mkdir(parents=True, exist_ok=True)
+        self._spawn(
+            "local-node",
+            [
+                sys.executable,
+                "-m",
+                "internal.controlplane.localnode",
+                f"--kubeconfig={kubeconfig}",
+                f"--name={LOCAL_NODE_NAME}",
+                f"--work-dir={work}",
+                f"--bin-dir={Path(sys.executable).parent}",
+                f"--bridge={self.local_bridge}",
+            ],
+        )
+        self.processes["local-node"].wait_ready(
+            lambda: _node_ready(self.request("GET", f"/api/v1/nodes/{LOCAL_NODE_NAME}").json()), 60, 0.2
+        )
 
     def restart_apiserver(self) -> None:
         """Stop kube-apiserver and start it again on the same port and etcd (state is kept)."""

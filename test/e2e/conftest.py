@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.ray_env import RAY_LOOPBACK_ENV
+from support.ray_env import ray_env
 
 RAY_VERSION = "2.60.0"
 MARKER_ENV = "KUBERAY_PY_E2E_RAY_HEAD"
@@ -185,7 +185,7 @@ def ray_head() -> Iterator[RayHead]:
     env = dict(os.environ)
     env.update(
         {
-            **RAY_LOOPBACK_ENV,
+            **ray_env(temp_dir / "home"),
             MARKER_ENV: marker,
             "RAY_TMPDIR": str(temp_dir),
             "RAY_USAGE_STATS_ENABLED": "0",

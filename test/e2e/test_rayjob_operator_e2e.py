@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from support.operator import running_operator
-from support.ray_env import RAY_LOOPBACK_ENV
+from support.ray_env import ray_env
 from support.wait import eventually
 
 from controllers.ray import raycluster_controller, rayjob_controller
@@ -133,7 +133,12 @@ async def test_generated_submitter_command_submits_and_follows_on_a_real_head(
     )
     # Nothing may dial the in-cluster name from here (it would need DNS): it must all be replaced.
     assert ".svc.cluster.local" not in script, script
-    run_env = {**os.environ, **env, **RAY_LOOPBACK_ENV, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    run_env = {
+        **os.environ,
+        **env,
+        **ray_env(tmp_path / "home"),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
 
     def run() -> subprocess.CompletedProcess[str]:
         return subprocess.run(

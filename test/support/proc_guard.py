@@ -176,13 +176,18 @@ def _netns(pid: int) -> int | None:
         return None
 
 
-def sockets_by_pid(pids: Iterable[int]) -> dict[int, list[SocketEntry]]:
-    """The IP sockets each process holds, from the socket tables of its own network namespace."""
+def sockets_by_pid(
+    pids: Iterable[int], namespaces: dict[int, int | None] | None = None
+) -> dict[int, list[SocketEntry]]:
+    """The IP sockets each process holds, from the socket tables of its own network namespace (each
+    process's namespace inode goes into ``namespaces`` when given)."""
     tables: dict[int, dict[int, SocketEntry]] = {}
     found: dict[int, list[SocketEntry]] = {}
     for pid in pids:
         inodes = socket_inodes(pid)
         ns = _netns(pid) if inodes else None
+        if namespaces is not None:
+            namespaces[pid] = ns
         if ns is None:
             continue
         if ns not in tables:
@@ -221,9 +226,15 @@ class ProcessTreeGuard:
     def is_allowed(self, addr: IPAddress) -> bool:
         return any(addr in net for net in self.allowed if net.version == addr.version)
 
-    def violations(self, entries: dict[int, list[SocketEntry]]) -> list[Violation]:
+    def violations(
+        self, entries: dict[int, list[SocketEntry]], namespaces: dict[int, int | None] | None = None
+    ) -> list[Violation]:
+        home = _netns(self.root)
         out = []
         for pid, socks in entries.items():
+            # In a network namespace of the run's own (a pod's), the wildcard address means that
+            # namespace's addresses only: the project's, not the machine's.
+            private = namespaces is not None and namespaces.get(pid) not in (None, home)
             name: str | None = None
             for s in socks:
                 bad: list[tuple[str, IPAddress, int]] = []
@@ -231,7 +242,7 @@ class ProcessTreeGuard:
                 raddr, rport = s.remote
                 if s.state in ("LISTEN", "UNCONN"):
                     # Unconnected UDP and listeners: a wildcard or routable bind is reachable from outside.
-                    if lport and not self.is_allowed(laddr):
+                    if lport and not self.is_allowed(laddr) and not (private and laddr.is_unspecified):
                         bad.append(("bound to", laddr, lport))
                     if s.state == "UNCONN" and rport and not self.is_allowed(raddr):
                         bad.append(("peer", raddr, rport))
@@ -248,7 +259,9 @@ class ProcessTreeGuard:
 
     def scan(self) -> list[Violation]:
         """One sample of the tree; every violation is also kept for ``take()``."""
-        found = self.violations(sockets_by_pid(process_tree(self.root, self.marker)))
+        namespaces: dict[int, int | None] = {}
+        entries = sockets_by_pid(process_tree(self.root, self.marker), namespaces)
+        found = self.violations(entries, namespaces)
         with self._lock:
             for v in found:
                 self._seen.setdefault((v.pid, v.proto, v.what, v.address), v)

@@ -186,3 +186,14 @@ def test_proc_net_rows_are_decoded() -> None:
     loop6, mapped = "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"
     (row,) = parse_net_table(head + f"   0: {loop6}:1F90 {mapped}:0050 01 {tail} 7 1\n", "tcp6")
     assert (str(row.local[0]), str(row.remote[0]), row.inode) == ("::1", "127.0.0.1", 7)  # v4-mapped shown as v4
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare(1)")
+def test_wildcard_listener_inside_a_network_namespace_of_the_run_is_not_reported(
+    process_guard: ProcessTreeGuard,
+) -> None:
+    # In a namespace of the run's own (a pod's), 0.0.0.0 means that namespace's addresses only.
+    code = LISTEN_ON.replace("sys.argv[1]", "'0.0.0.0'")
+    with child(code, ("unshare", "--net")) as (proc, _):
+        inner = process_tree(proc.pid)
+        assert [v for v in process_guard.scan() if v.pid in inner] == []
