@@ -376,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e:  # PlaneError, or a binary build that failed
             return fail(f"the local control plane did not start: {e}", 1)
         kubeconfig = str(plane.kubeconfig)
+        # A local run serves metrics and probes on this machine only (upstream's ":8080" is every address).
+        cfg.metricsAddr = _loopback(cfg.metricsAddr)
+        cfg.probeAddr = _loopback(cfg.probeAddr)
         if "local-node" in plane.processes:
             # The operator runs on the host, outside the pods' network and its names: it reaches the
             # Ray dashboards through the apiserver proxy, which reaches the pod addresses.
@@ -427,6 +430,10 @@ def _pod_namespace() -> str:
         return Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace").read_text().strip()
     except OSError:
         return "default"
+
+
+def _loopback(addr: str) -> str:
+    return f"127.0.0.1{addr}" if addr.startswith(":") else addr
 
 
 def start_local_plane() -> ControlPlane:

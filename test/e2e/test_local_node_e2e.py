@@ -187,3 +187,138 @@ async def _gone(c: Client, name: str, ns: str) -> bool:
     except NotFound:
         return True
     return False
+
+
+async def test_http_mode_failing_entrypoint_ends_failed_with_the_real_exit_message(
+    local_plane: Any, lclient: Client
+) -> None:
+    ns = await new_namespace(lclient)
+    job = {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayJob",
+        "metadata": {"name": "bad", "namespace": ns},
+        "spec": {
+            "submissionMode": "HTTPMode",
+            "entrypoint": "python -c \"import sys; print('about to fail'); sys.exit(3)\"",
+            "shutdownAfterJobFinishes": True,
+            "rayClusterSpec": {
+                "rayVersion": "2.60.0",
+                "headGroupSpec": {
+                    "rayStartParams": {},
+                    "template": {"spec": {"containers": [{"name": "ray-head", "image": "rayproject/ray:2.60.0"}]}},
+                },
+            },
+        },
+    }
+    async with running_operator(local_plane, config={"useKubernetesProxy": True}):
+        await lclient.create(RAYJOBS, job, ns)
+
+        async def failed() -> dict[str, Any] | None:
+            st = (await lclient.get(RAYJOBS, "bad", ns)).get("status") or {}
+            return st if st.get("jobDeploymentStatus") in ("Failed", "Complete") else None
+
+        st = await eventually(failed, 240, "the RayJob to finish", interval=2)
+        assert (st["jobDeploymentStatus"], st["jobStatus"], st["reason"]) == ("Failed", "FAILED", "AppFailed"), st
+        assert "exit code 3" in st["message"] and "about to fail" in st["message"], st["message"]
+        # shutdownAfterJobFinishes: the cluster goes, and its driver log stays.
+        await eventually(lambda: cluster_gone(lclient, st["rayClusterName"], ns), 120, "the RayCluster to go")
+        cm = await lclient.get(CONFIGMAPS, "bad-driver-log", ns)
+        assert "about to fail" in cm["data"]["driver.log"]
+
+
+async def test_head_and_worker_are_both_alive_in_ray_status(local_plane: Any, lclient: Client) -> None:
+    ns = await new_namespace(lclient)
+    container = {"name": "ray-head", "image": "rayproject/ray:2.60.0"}
+    cluster = {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {"name": "duo", "namespace": ns},
+        "spec": {
+            "rayVersion": "2.60.0",
+            "headGroupSpec": {"rayStartParams": {}, "template": {"spec": {"containers": [container]}}},
+            "workerGroupSpecs": [
+                {
+                    "groupName": "w",
+                    "replicas": 1,
+                    "minReplicas": 1,
+                    "maxReplicas": 1,
+                    "rayStartParams": {},
+                    "template": {"spec": {"containers": [{**container, "name": "ray-worker"}]}},
+                }
+            ],
+        },
+    }
+    async with running_operator(local_plane, config={"useKubernetesProxy": True}):
+        await lclient.create(RAYCLUSTERS, cluster, ns)
+
+        async def ready() -> bool:
+            st = (await lclient.get(RAYCLUSTERS, "duo", ns)).get("status") or {}
+            return st.get("state") == "ready" and st.get("readyWorkerReplicas") == 1
+
+        await eventually(ready, 180, "the RayCluster to be ready", interval=1)
+        # `ray status` from a pod of the cluster's network, against the head Service's name.
+        probe = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "status", "namespace": ns},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [
+                    {
+                        "name": "status",
+                        "image": "rayproject/ray:2.60.0",
+                        "command": ["ray", "status", f"--address=duo-head-svc.{ns}.svc.cluster.local:6379"],
+                    }
+                ],
+            },
+        }
+        await lclient.create(PODS, probe, ns)
+
+        async def done() -> str | None:
+            phase = ((await lclient.get(PODS, "status", ns)).get("status") or {}).get("phase")
+            return phase if phase in ("Succeeded", "Failed") else None
+
+        assert await eventually(done, 120, "ray status to finish", interval=1) == "Succeeded"
+        out = await asyncio.to_thread(
+            subprocess.run,
+            ["kubectl", f"--kubeconfig={local_plane.kubeconfig}", "-n", ns, "logs", "status"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        # Alive nodes are listed under Active: and Idle: by group ("1 headgroup", "1 w"), before Pending:.
+        alive = out.stdout.split("Node status", 1)[-1].split("Pending:", 1)[0]
+        counts = {line.split()[1]: int(line.split()[0]) for line in alive.splitlines() if line.strip()[:1].isdigit()}
+        assert counts == {"headgroup": 1, "w": 1}, out.stdout
+
+
+async def cluster_gone(c: Client, name: str, ns: str) -> bool:
+    try:
+        await c.get(RAYCLUSTERS, name, ns)
+    except NotFound:
+        return True
+    return False
+
+
+async def test_a_pod_larger_than_the_machine_is_refused_and_can_still_be_deleted(
+    local_plane: Any, lclient: Client
+) -> None:
+    ns = await new_namespace(lclient)
+    container = {"name": "big", "image": "x", "command": ["sleep", "600"], "resources": {"requests": {"memory": "4Ti"}}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "big", "namespace": ns},
+        "spec": {"containers": [container]},
+    }
+    await lclient.create(PODS, pod, ns)
+
+    async def refused() -> dict[str, Any] | None:
+        st = (await lclient.get(PODS, "big", ns)).get("status") or {}
+        return st if st.get("reason") == "OutOfmemory" else None
+
+    st = await eventually(refused, 60, "the node to refuse the pod")
+    assert st["phase"] == "Failed" and "memory" in st["message"]
+    await lclient.delete(PODS, "big", ns)
+    await eventually(lambda: _gone(lclient, "big", ns), 60, "the refused pod to be removed on deletion")

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from support.proc_guard import ProcessTreeGuard, parse_net_table, process_tree
@@ -197,3 +198,14 @@ def test_wildcard_listener_inside_a_network_namespace_of_the_run_is_not_reported
     with child(code, ("unshare", "--net")) as (proc, _):
         inner = process_tree(proc.pid)
         assert [v for v in process_guard.scan() if v.pid in inner] == []
+
+
+def test_a_python_environment_under_tmp_is_mounted_back_into_pods(tmp_path: Path) -> None:
+    from internal.controlplane.localnode.kubelet import environment_mounts
+
+    # A checkout under /tmp (as CI's clone) would be hidden by the pod's private /tmp.
+    venv = tmp_path / "checkout" / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    [mount] = environment_mounts(venv / "bin")
+    assert (mount.target, mount.source, mount.read_only) == (str(venv.resolve()), venv.resolve(), True)
+    assert environment_mounts(Path("/usr/bin")) == []

@@ -133,6 +133,21 @@ async def exited(proc: subprocess.Popen[bytes], timeout: float | None) -> bool:
     return True
 
 
+# Paths every pod sees afresh (sandbox.py): a host directory under them is hidden inside the pod.
+PRIVATE_IN_POD = (Path("/tmp"), Path("/dev/shm"))
+
+
+def environment_mounts(bin_dir: Path) -> list[Mount]:
+    """The Python environment that provides ``ray`` (``bin_dir``'s parent, a virtualenv) mounted back
+    into every pod, read-only, when it lives under a path that pods see privately (a checkout in /tmp)."""
+    if str(bin_dir) in ("", "."):
+        return []
+    root = bin_dir.resolve().parent
+    if any(root.is_relative_to(private) for private in PRIVATE_IN_POD):
+        return [Mount(target=str(root), source=root, read_only=True)]
+    return []
+
+
 def pod_key(pod: Mapping[str, Any]) -> str:
     return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
 
@@ -343,6 +358,7 @@ class LocalNode:
         self._services = Informer(client, r.SERVICES)
         self._mine = Informer(client, r.PODS, field_selector=f"spec.nodeName={opts.name}")
         self.capacity_memory = machine_memory()
+        self.host_mounts = environment_mounts(opts.bin_dir)
         self.logs = LogServer(self, GATEWAY, opts.kubelet_port)
 
     # -- lifecycle --
@@ -464,11 +480,8 @@ class LocalNode:
             for uid, pod in live.items():
                 worker = self.pods.get(uid)
                 if worker is None:
-                    if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and not pod["metadata"].get(
-                        "deletionTimestamp"
-                    ):
-                        continue  # finished before this node (re)started: nothing to run
-                    worker = self.pods[uid] = PodWorker(self, pod)
+                    finished = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+                    worker = self.pods[uid] = PodWorker(self, pod, finished=finished)
                     worker.task = asyncio.create_task(worker.run(), name=f"pod {pod_key(pod)}")
                 worker.update(pod)
             for uid in [u for u in self.pods if u not in live]:
@@ -479,15 +492,18 @@ class LocalNode:
                     log.exception("pod %s: stopping: %s", worker.key, e)
 
     def memory_in_use(self, excluding: str) -> float:
-        return sum(memory_request(w.pod) for uid, w in self.pods.items() if uid != excluding and w.admitted)
+        # As a kubelet counts: pods that ended hold no memory.
+        running = (w for uid, w in self.pods.items() if uid != excluding and w.admitted)
+        return sum(memory_request(w.pod) for w in running if w.phase not in ("Succeeded", "Failed"))
 
 
 class PodWorker:
     """Runs one pod: sandbox, volumes, init containers, containers, probes, status, deletion."""
 
-    def __init__(self, node: LocalNode, pod: Obj) -> None:
+    def __init__(self, node: LocalNode, pod: Obj, finished: bool = False) -> None:
         self.node = node
         self.pod = pod
+        self.finished = finished  # ended before this node started: nothing to run, only its deletion
         self.uid = pod["metadata"]["uid"]
         self.key = pod_key(pod)
         self.changed = asyncio.Event()
@@ -518,20 +534,14 @@ class PodWorker:
 
     async def run(self) -> None:
         try:
-            if not await self._admit():
-                return
-            await self._start_sandbox()
-            while not self.pod["metadata"].get("deletionTimestamp"):
-                await self._step()
-                await self._write_status()
-                self.changed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.changed.wait(), 0.5)
-            grace = self.pod["metadata"].get("deletionGracePeriodSeconds")
-            await self.stop(grace=30 if grace is None else float(grace))
-            with contextlib.suppress(NotFound):
-                meta = self.pod["metadata"]
-                await self.node.client.delete(r.PODS, meta["name"], meta["namespace"], grace_period_seconds=0)
+            if self.finished or not await self._admit():
+                await self._until_deleted()
+            else:
+                await self._start_sandbox()
+                while not self._deleting():
+                    await self._step()
+                    await self._write_status()
+                    await self._next_change(0.5)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # a broken pod must not take the node down
@@ -539,6 +549,26 @@ class PodWorker:
             self.phase, self.reason, self.message = "Failed", "NodeError", f"the local node failed to run the pod: {e}"
             with contextlib.suppress(Exception):
                 await self._write_status()
+            await self._until_deleted()
+        grace = self.pod["metadata"].get("deletionGracePeriodSeconds")
+        await self.stop(grace=30 if grace is None else float(grace))
+        with contextlib.suppress(NotFound):
+            meta = self.pod["metadata"]
+            await self.node.client.delete(r.PODS, meta["name"], meta["namespace"], grace_period_seconds=0)
+
+    def _deleting(self) -> bool:
+        return bool(self.pod["metadata"].get("deletionTimestamp"))
+
+    async def _next_change(self, timeout: float | None) -> None:
+        self.changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.changed.wait(), timeout)
+
+    async def _until_deleted(self) -> None:
+        """A pod that does not run (refused, finished before a restart, broken) waits for its deletion,
+        which the node still has to complete."""
+        while not self._deleting():
+            await self._next_change(None)
 
     async def _admit(self) -> bool:
         need = memory_request(self.pod)
@@ -649,7 +679,7 @@ class PodWorker:
             return
         env = {"PATH": path, "HOME": POD_HOME, "HOSTNAME": self.pod["metadata"]["name"], **env, **NODE_ENV}
         home = await asyncio.to_thread(self._home)
-        mounts = [Mount(target=POD_HOME, source=home), *await self._mounts(c.spec, data)]
+        mounts = [*self.node.host_mounts, Mount(target=POD_HOME, source=home), *await self._mounts(c.spec, data)]
         c.log = self.root / f"{c.name}.log"
         try:
             c.proc = await asyncio.to_thread(self.sandbox.spawn, argv, env, c.spec.get("workingDir"), mounts, c.log)
