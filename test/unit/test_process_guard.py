@@ -201,7 +201,7 @@ def test_wildcard_listener_inside_a_network_namespace_of_the_run_is_not_reported
 
 
 def test_a_python_environment_under_tmp_is_mounted_back_into_pods(tmp_path: Path) -> None:
-    from internal.controlplane.localnode.kubelet import environment_mounts
+    from internal.controlplane.localnode.sandbox import environment_mounts
 
     # A checkout under /tmp (as CI's clone) would be hidden by the pod's private /tmp.
     venv = tmp_path / "checkout" / ".venv"

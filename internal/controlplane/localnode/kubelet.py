@@ -43,7 +43,14 @@ from aiohttp import web
 
 from internal.client import ApiError, Client, Conflict, NotFound
 from internal.client import resources as r
-from internal.controlplane.localnode.sandbox import GATEWAY, Mount, PodNetwork, PodSandbox, SandboxError
+from internal.controlplane.localnode.sandbox import (
+    GATEWAY,
+    Mount,
+    PodNetwork,
+    PodSandbox,
+    SandboxError,
+    environment_mounts,
+)
 from internal.informer import HandlerFuncs, Informer
 
 log = logging.getLogger("kuberay.localnode")
@@ -131,21 +138,6 @@ async def exited(proc: subprocess.Popen[bytes], timeout: float | None) -> bool:
         os.close(fd)
     proc.wait()
     return True
-
-
-# Paths every pod sees afresh (sandbox.py): a host directory under them is hidden inside the pod.
-PRIVATE_IN_POD = (Path("/tmp"), Path("/dev/shm"))
-
-
-def environment_mounts(bin_dir: Path) -> list[Mount]:
-    """The Python environment that provides ``ray`` (``bin_dir``'s parent, a virtualenv) mounted back
-    into every pod, read-only, when it lives under a path that pods see privately (a checkout in /tmp)."""
-    if str(bin_dir) in ("", "."):
-        return []
-    root = bin_dir.resolve().parent
-    if any(root.is_relative_to(private) for private in PRIVATE_IN_POD):
-        return [Mount(target=str(root), source=root, read_only=True)]
-    return []
 
 
 def pod_key(pod: Mapping[str, Any]) -> str:

@@ -58,6 +58,21 @@ HOSTS_HEADER = (
 RESOLV_CONF = "nameserver 127.0.0.53\noptions timeout:1 attempts:1\n"
 
 
+# Paths every pod sees afresh: a host directory under them is hidden inside the pod.
+PRIVATE_IN_POD = (Path("/tmp"), Path("/dev/shm"))
+
+
+def environment_mounts(bin_dir: Path) -> list[Mount]:
+    """The Python environment of ``bin_dir`` (its parent: a virtualenv) mounted back into a pod,
+    read-only, when it lives under a path that pods see privately (a checkout in /tmp, as CI's)."""
+    if str(bin_dir) in ("", "."):
+        return []
+    root = bin_dir.resolve().parent
+    if any(root.is_relative_to(private) for private in PRIVATE_IN_POD):
+        return [Mount(target=str(root), source=root, read_only=True)]
+    return []
+
+
 class SandboxError(Exception):
     """A pod network or sandbox operation failed; the message carries the failing command's output."""
 
@@ -357,6 +372,9 @@ class PodSandbox:
         session of its own."""
         if not argv:
             raise SandboxError("empty argv")
+        # The interpreter's own environment (which provides ray) stays visible if /tmp would hide it.
+        given = {m.target for m in mounts}
+        mounts = [*(m for m in environment_mounts(Path(sys.executable).parent) if m.target not in given), *mounts]
         for m in mounts:
             if not m.target.startswith("/") or (m.tmpfs == (m.source is not None)):
                 raise SandboxError(f"mount {m}: want an absolute target and either a source or tmpfs=True")
