@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from internal.controlplane.localnode import Mount, PodNetwork, PodSandbox, SandboxError
+from internal.controlplane.localnode.sandbox import environment_mounts
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -336,7 +337,14 @@ def test_mounts_are_private_and_destroy_leaves_nothing(sandboxes: Callable[..., 
         assert "from the configmap" in out
         assert "samples ['test.py']" in out
         assert "read-only 30" in out  # EROFS
-        assert "tmp ['mine']" in out  # each pod has a /tmp of its own
+        # Each pod has a /tmp of its own: only its file, and the top of the Python environment when that
+        # lives under /tmp (a checkout there is mounted back in, read-only).
+        env_tops = [
+            Path(m.target).relative_to("/tmp").parts[0]
+            for m in environment_mounts(Path(sys.executable).parent)
+            if Path(m.target).is_relative_to("/tmp")
+        ]
+        assert f"tmp {sorted(['mine', *env_tops])}" in out
         assert "shm 64M" in out
     assert not Path(target_dir).exists()  # the mount point was made in the pod's overlay, not on the host
     assert not Path("/tmp/mine").exists()
