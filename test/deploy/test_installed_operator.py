@@ -40,7 +40,7 @@ from support.deployed import (
 from support.fake_dashboard import FakeDashboard
 from support.image import Container, Mount, ensure_image, service_account_mount
 from support.rbac_audit import AuditLog
-from support.wait import eventually
+from support.wait import eventually, gone
 
 from internal.client import Client, ClientMetrics, NotFound, api_client, load_configuration
 from internal.client.resources import CONFIGMAPS, LEASES, PODS, RAYCLUSTERS, RAYJOBS
@@ -261,12 +261,13 @@ async def cluster_ready(c: Client, ns: str, name: str, workers: int, timeout: fl
     await eventually(check, timeout, f"RayCluster {ns}/{name} ready with {workers} workers", interval=0.5)
 
 
-async def gone(c: Client, res: Any, name: str, ns: str) -> bool:
+async def lease_holder(c: Client) -> str | None:
+    """Who holds the operator's leader Lease (None: no Lease or no holder yet)."""
     try:
-        await c.get(res, name, ns)
+        lease = await c.get(LEASES, LEASE, INSTALL_NAMESPACE)
     except NotFound:
-        return True
-    return False
+        return None
+    return (lease.get("spec") or {}).get("holderIdentity") or None
 
 
 async def job_state(c: Client, ns: str, name: str, want: str, timeout: float = 120) -> dict[str, Any]:
@@ -313,15 +314,8 @@ async def test_probes_metrics_and_leader_lease_on_the_services_ports(default_ins
     status, body = await http_get(replica.metrics_port, "/metrics") or (0, "")
     assert status == 200 and "controller_runtime_reconcile_total" in body and "workqueue_depth" in body
     async with admin(inst.plane) as c:
-
-        async def holder() -> str | None:
-            try:
-                lease = await c.get(LEASES, LEASE, INSTALL_NAMESPACE)
-            except NotFound:
-                return None
-            return (lease.get("spec") or {}).get("holderIdentity")
-
-        assert (await eventually(holder, 60, "the leader Lease")).startswith(replica.spec.name)
+        leader = await eventually(lambda: lease_holder(c), 60, "the leader Lease")
+        assert leader.startswith(replica.spec.name)
 
 
 async def test_raycluster_in_another_namespace_becomes_ready_and_scales(default_install: Installed) -> None:
@@ -436,15 +430,7 @@ async def test_ha_overlay_one_leader_and_failover_when_it_is_killed(tmp_path: Pa
     with installed("overlays/ha", tmp_path, replicas=2) as inst:
         assert inst.deployment["spec"]["replicas"] == 2
         async with admin(inst.plane) as c:
-
-            async def holder() -> str | None:
-                try:
-                    lease = await c.get(LEASES, LEASE, INSTALL_NAMESPACE)
-                except NotFound:
-                    return None
-                return (lease.get("spec") or {}).get("holderIdentity") or None
-
-            first = await eventually(holder, 90, "a leader")
+            first = await eventually(lambda: lease_holder(c), 90, "a leader")
             leader = next(r for r in inst.replicas if first.startswith(r.spec.name))
             standby = next(r for r in inst.replicas if r is not leader)
             ns = await new_namespace(c, "team-ha")
@@ -455,7 +441,7 @@ async def test_ha_overlay_one_leader_and_failover_when_it_is_killed(tmp_path: Pa
             leader.container.kill()
 
             async def taken_over() -> bool:
-                h = await holder()
+                h = await lease_holder(c)
                 return bool(h and h.startswith(standby.spec.name))
 
             await eventually(taken_over, 60, "the standby to take the lease")

@@ -22,10 +22,10 @@ import yaml
 from support.operator import running_operator
 from support.proc_guard import ProcessTreeGuard, process_name, process_tree
 from support.rbac_audit import install_operator_identity
-from support.wait import eventually
+from support.wait import eventually, gone
 
 from controllers.ray.utils.dashboard import DashboardClientFactory, KubernetesProxy
-from internal.client import Client, ClientMetrics, NotFound, api_client, load_configuration
+from internal.client import Client, ClientMetrics, api_client, load_configuration
 from internal.client.resources import CONFIGMAPS, CORE_EVENTS, PODS, RAYCLUSTERS, RAYJOBS
 from internal.metrics import new_registry
 
@@ -178,15 +178,7 @@ async def test_a_command_the_host_cannot_run_is_a_clear_waiting_reason(local_pla
     assert any(e["reason"] == "Failed" and "/opt/app/server" in e["message"] for e in events)
     assert any(e["reason"] == "Pulled" and "is not pulled" in e["message"] for e in events)
     await lclient.delete(PODS, "odd", ns)
-    await eventually(lambda: _gone(lclient, "odd", ns), 60, "the pod to be removed by the node")
-
-
-async def _gone(c: Client, name: str, ns: str) -> bool:
-    try:
-        await c.get(PODS, name, ns)
-    except NotFound:
-        return True
-    return False
+    await eventually(lambda: gone(lclient, PODS, "odd", ns), 60, "the pod to be removed by the node")
 
 
 async def test_http_mode_failing_entrypoint_ends_failed_with_the_real_exit_message(
@@ -221,7 +213,7 @@ async def test_http_mode_failing_entrypoint_ends_failed_with_the_real_exit_messa
         assert (st["jobDeploymentStatus"], st["jobStatus"], st["reason"]) == ("Failed", "FAILED", "AppFailed"), st
         assert "exit code 3" in st["message"] and "about to fail" in st["message"], st["message"]
         # shutdownAfterJobFinishes: the cluster goes, and its driver log stays.
-        await eventually(lambda: cluster_gone(lclient, st["rayClusterName"], ns), 120, "the RayCluster to go")
+        await eventually(lambda: gone(lclient, RAYCLUSTERS, st["rayClusterName"], ns), 120, "the RayCluster to go")
         cm = await lclient.get(CONFIGMAPS, "bad-driver-log", ns)
         assert "about to fail" in cm["data"]["driver.log"]
 
@@ -293,14 +285,6 @@ async def test_head_and_worker_are_both_alive_in_ray_status(local_plane: Any, lc
         assert counts == {"headgroup": 1, "w": 1}, out.stdout
 
 
-async def cluster_gone(c: Client, name: str, ns: str) -> bool:
-    try:
-        await c.get(RAYCLUSTERS, name, ns)
-    except NotFound:
-        return True
-    return False
-
-
 async def test_a_pod_larger_than_the_machine_is_refused_and_can_still_be_deleted(
     local_plane: Any, lclient: Client
 ) -> None:
@@ -321,4 +305,4 @@ async def test_a_pod_larger_than_the_machine_is_refused_and_can_still_be_deleted
     st = await eventually(refused, 60, "the node to refuse the pod")
     assert st["phase"] == "Failed" and "memory" in st["message"]
     await lclient.delete(PODS, "big", ns)
-    await eventually(lambda: _gone(lclient, "big", ns), 60, "the refused pod to be removed on deletion")
+    await eventually(lambda: gone(lclient, PODS, "big", ns), 60, "the refused pod to be removed on deletion")

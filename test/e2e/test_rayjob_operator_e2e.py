@@ -24,7 +24,7 @@ import pytest
 import yaml
 from support.operator import running_operator
 from support.ray_env import ray_env
-from support.wait import eventually
+from support.wait import eventually, gone
 
 from controllers.ray import raycluster_controller, rayjob_controller
 from controllers.ray.utils.dashboard import DashboardClientFactory, Loopback
@@ -162,14 +162,8 @@ async def test_deletion_rules_clean_up_and_keep_the_real_driver_log(
         await kclient.create(RAYJOBS, rayjob("rules", namespace, deletionStrategy=rules))
         st = await state(kclient, namespace, "rules", "Complete")
 
-        async def cluster_gone() -> bool:
-            try:
-                await kclient.get(RAYCLUSTERS, st["rayClusterName"], namespace)
-            except NotFound:
-                return True
-            return False
-
-        await eventually(cluster_gone, 60, "DeleteCluster to remove the RayCluster")
+        cluster = st["rayClusterName"]
+        await eventually(lambda: gone(kclient, RAYCLUSTERS, cluster, namespace), 60, "DeleteCluster to remove it")
         cm = await kclient.get(CONFIGMAPS, "rules-driver-log", namespace)
         assert "hello from a real ray job" in cm["data"]["driver.log"]
         assert (await kclient.get(RAYJOBS, "rules", namespace))["status"]["driverLogConfigMap"] == "rules-driver-log"

@@ -16,7 +16,6 @@ collide between replicas, so each replica's bind addresses are rewritten to ``12
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +23,11 @@ from typing import Any
 
 import yaml
 
+from internal.controlplane.localnode.kubelet import expand
+from support.rbac_audit import request_token
+
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL_TIMEOUT = 120
-TOKEN_SECONDS = 24 * 3600
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 BIND_FLAGS = ("--metrics-addr", "--health-probe-bind-address")
 
@@ -50,18 +51,6 @@ def install(plane: Any, overlay: Path) -> list[dict[str, Any]]:
     out = kubectl(plane, "apply", "--server-side", "-k", str(overlay), "-o", "yaml")
     doc = yaml.safe_load(out)
     return list(doc.get("items") or [doc])
-
-
-def expand(value: str, env: dict[str, str]) -> str:
-    """A kubelet's ``$(VAR)`` expansion: defined names are replaced, ``$$`` escapes, others stay."""
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        name = m.group(1)
-        return env[name] if name in env else m.group(0)
-
-    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)", sub, value)
 
 
 def _field_ref(path: str, pod: dict[str, Any]) -> str:
@@ -142,12 +131,9 @@ def last_flag(args: list[str], flag: str) -> str | None:
 def service_account_volume(plane: Any, namespace: str, name: str, dest: Path) -> Path:
     """The projected ServiceAccount volume a kubelet mounts: a bound token, the cluster CA, the
     namespace; readable by the image's non-root user (0644 files, as the kubelet's default mode)."""
-    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest"}
-    body["spec"] = {"expirationSeconds": TOKEN_SECONDS}  # type: ignore[assignment]
-    r = plane.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", body)
-    assert r.status == 201, f"TokenRequest for {namespace}/{name}: HTTP {r.status} {r.body[:300]!r}"
+    token = request_token(plane, namespace, name)
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "token").write_text(r.json()["status"]["token"])
+    (dest / "token").write_text(token)
     (dest / "ca.crt").write_bytes(Path(plane.certs.ca_crt).read_bytes())
     (dest / "namespace").write_text(namespace)
     for f in dest.iterdir():

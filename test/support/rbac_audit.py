@@ -9,7 +9,6 @@ resource) the operator used against what the generated roles grant.
 
 from __future__ import annotations
 
-import base64
 import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +49,18 @@ def _collection(obj: Mapping[str, Any], namespace: str) -> str:
     return f"{prefix}/namespaces/{namespace}/{plural}"
 
 
+def request_token(plane: Any, namespace: str, service_account: str) -> str:
+    """A token for the ServiceAccount from the TokenRequest API, valid for a day."""
+    body = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {"expirationSeconds": TOKEN_SECONDS},
+    }
+    r = plane.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{service_account}/token", body)
+    assert r.status == 201, f"TokenRequest for {namespace}/{service_account}: HTTP {r.status} {r.body[:300]!r}"
+    return str(r.json()["status"]["token"])
+
+
 def install_operator_identity(plane: Any, work_dir: Path, namespace: str = OPERATOR_NAMESPACE) -> Path:
     """Apply the generated RBAC for the operator's ServiceAccount in ``namespace`` (as kustomize's
     namespace transformer would) and write a kubeconfig that authenticates with its token."""
@@ -65,17 +76,7 @@ def install_operator_identity(plane: Any, work_dir: Path, namespace: str = OPERA
                     subject["namespace"] = namespace
             r = plane.request("POST", _collection(obj, namespace), obj)
             assert r.status in (201, 409), f"{name}: HTTP {r.status} {r.body[:300]!r}"
-    r = plane.request(
-        "POST",
-        f"/api/v1/namespaces/{namespace}/serviceaccounts/{SERVICE_ACCOUNT}/token",
-        {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": TOKEN_SECONDS},
-        },
-    )
-    assert r.status == 201, r.body
-    token = r.json()["status"]["token"]
+    token = request_token(plane, namespace, SERVICE_ACCOUNT)
     admin = yaml.safe_load(Path(plane.kubeconfig).read_text())
     cluster = admin["clusters"][0]
     cfg = {
@@ -89,11 +90,6 @@ def install_operator_identity(plane: Any, work_dir: Path, namespace: str = OPERA
     path = work_dir / "operator.kubeconfig"
     path.write_text(yaml.safe_dump(cfg))
     path.chmod(0o600)
-    ca = work_dir / "operator-sa"
-    ca.mkdir(exist_ok=True)
-    (ca / "ca.crt").write_bytes(base64.b64decode(cluster["cluster"]["certificate-authority-data"]))
-    (ca / "token").write_text(token)
-    (ca / "namespace").write_text(namespace)
     return path
 
 

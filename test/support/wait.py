@@ -30,3 +30,14 @@ async def eventually(
             extra = f" (last: {last_exc})" if last_exc else ""
             pytest.fail(f"timed out after {timeout}s waiting for {what}{extra}")
         await asyncio.sleep(interval)
+
+
+async def gone(client: Any, res: Any, name: str, namespace: str) -> bool:
+    """True once ``name`` no longer exists (a condition for ``eventually``)."""
+    from internal.client import NotFound
+
+    try:
+        await client.get(res, name, namespace)
+    except NotFound:
+        return True
+    return False
