@@ -74,6 +74,7 @@ __all__ = [
     "XValidation",
     "check_types",
     "format_time",
+    "go_marshal",
     "parse_time",
     "type_schema",
 ]
@@ -1235,3 +1236,55 @@ class ObjMap(Field[ViewMap[_V]]):
         view = self.read(obj)
         view._materialize()
         return view
+
+
+# ---- Go encoding ------------------------------------------------------------------------------------
+
+_ZERO: dict[str, Any] = {"string": "", "int32": 0, "int64": 0, "float": 0, "bool": False}
+_CONTAINERS = ("string_map", "time_map", "string_list", "embedded_list", "object_list", "object_map")
+
+
+def go_marshal(cls: type[View], raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``raw`` as upstream's operator would write it: decoded into the Go struct ``cls`` and encoded
+    again with ``encoding/json``.
+
+    An ``omitempty`` zero scalar (``""``, ``0``, ``false``), an empty map or list and a nil pointer are
+    left out; a non-pointer struct is always written (``rayJobInfo: {}``: ``omitempty`` never omits a
+    struct), and so is a non-pointer ``resource.Quantity`` (``"0"`` when unset). Keys the struct does not
+    declare are dropped, as decoding drops them. Views over Kubernetes types (``__k8s_ref__``) are
+    partial declarations: their values are kept as they are."""
+    src = raw or {}
+    out: dict[str, Any] = {}
+    for f in cls.__fields__:
+        name = f.json_name
+        value = src.get(name)
+        ref = f.ref
+        if f.kind == "object":
+            if value is None and f.pointer:
+                continue
+            if ref is None or ref.__k8s_ref__ is not None:
+                if value is not None:
+                    out[name] = value
+                continue
+            out[name] = go_marshal(ref, value if isinstance(value, Mapping) else None)
+        elif f.kind == "quantity":
+            out[name] = "0" if value is None else value
+        elif f.kind in _CONTAINERS:
+            if value is None or (f.omitempty and not value):
+                continue
+            if f.kind == "object_list" and ref is not None and ref.__k8s_ref__ is None:
+                value = [go_marshal(ref, v) for v in value]
+            elif f.kind == "object_map" and ref is not None and ref.__k8s_ref__ is None:
+                value = {k: go_marshal(ref, v) for k, v in value.items()}
+            out[name] = value
+        elif f.pointer or f.kind in ("time", "embedded"):
+            if value is not None:
+                out[name] = value
+        else:
+            zero = _ZERO.get(f.kind)
+            if value is None or value == zero:
+                if not f.omitempty:
+                    out[name] = zero
+                continue
+            out[name] = value
+    return out

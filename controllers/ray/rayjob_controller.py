@@ -26,6 +26,9 @@ from typing import Any
 
 from api.v1 import validation as v
 from api.v1.errors import ValidationError
+from api.v1.fields import go_marshal
+from api.v1.raycluster_types import RayClusterStatus
+from api.v1.rayjob_types import RayJobStatus
 from controllers.ray.common import job as jobb
 from controllers.ray.common import service as svcb
 from controllers.ray.raycluster_controller import inconsistent_status
@@ -855,10 +858,14 @@ class RayJobReconciler:
 
     async def _update_status(self, original: Obj, job: Obj) -> None:
         old, new = original.get("status") or {}, job["status"]
+        # As Go compares structs: an absent field equals its zero value.
         changed = (
-            old.get("jobStatus") != new.get("jobStatus")
-            or old.get("jobDeploymentStatus") != new.get("jobDeploymentStatus")
-            or inconsistent_status(old.get("rayClusterStatus") or {}, new.get("rayClusterStatus") or {})
+            (old.get("jobStatus") or "") != (new.get("jobStatus") or "")
+            or (old.get("jobDeploymentStatus") or "") != (new.get("jobDeploymentStatus") or "")
+            or inconsistent_status(
+                go_marshal(RayClusterStatus, old.get("rayClusterStatus")),
+                go_marshal(RayClusterStatus, new.get("rayClusterStatus")),
+            )
             or old.get("jobStatusCheckFailureStartTime") != new.get("jobStatusCheckFailureStartTime")
         )
         if not changed:
@@ -870,7 +877,12 @@ class RayJobReconciler:
             self.metrics.observe_transition(job, old, new)
 
     async def _write_status(self, job: Obj) -> None:
-        body = {**job, "metadata": {k: v for k, v in job["metadata"].items() if k != "managedFields"}}
+        # The status as upstream's Go struct encodes it: no "", 0 or [] where upstream writes nothing.
+        body = {
+            **job,
+            "metadata": {k: v for k, v in job["metadata"].items() if k != "managedFields"},
+            "status": go_marshal(RayJobStatus, job.get("status")),
+        }
         await self.client.update_status(res.RAYJOBS, body)
 
 

@@ -128,6 +128,17 @@ async def test_http_mode_runs_to_complete(sim_cluster: Any, kclient: Client, nam
         assert st["jobStatus"] == "SUCCEEDED" and st["succeeded"] == 1 and st["failed"] == 0
         assert st["endTime"] and st["message"] == "Job finished successfully."
         assert fake.cluster(cname).calls["submit"] == 1  # exactly once
+        # Written as upstream writes it: Complete has no reason, and nothing empty where Go omits it.
+        assert "reason" not in st and not _empty_leaves(st), _empty_leaves(st)
+
+
+def _empty_leaves(value: Any, path: str = "status") -> list[str]:
+    """Paths of "" and [] values: what Go's omitempty would have left out."""
+    if value in ("", []):
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _empty_leaves(v, f"{path}.{k}")]
+    return []
 
 
 async def test_k8s_job_mode_submitter_and_completion(sim_cluster: Any, kclient: Client, namespace: str) -> None:
