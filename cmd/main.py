@@ -445,7 +445,7 @@ def start_local_plane() -> ControlPlane:
 
     bin_dir = build_binaries()
     work = Path(tempfile.mkdtemp(prefix="kuberay-local-"))
-    plane = ControlPlane(bin_dir=bin_dir, work_dir=work)
+    plane = ControlPlane(bin_dir=bin_dir, work_dir=work, pod_identities=True)
     plane.start()
     crds = sorted((Path(__file__).resolve().parents[1] / "config" / "crd" / "bases").glob("*.yaml"))
     if crds:

@@ -58,8 +58,19 @@ def _builder(subject: x509.Name, issuer: x509.Name, pub: ec.EllipticCurvePublicK
     )
 
 
-def generate(directory: Path, host_ip: str = "127.0.0.1") -> PlaneCerts:
-    """Write a CA, a serving pair for localhost/host_ip, an admin (system:masters) pair and an SA key."""
+# The names pods use for kube-apiserver (the ``kubernetes`` Service in ``default``), as a kubeadm
+# serving certificate carries them; the local node maps them to its gateway.
+IN_CLUSTER_NAMES = (
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
+
+
+def generate(directory: Path, host_ip: str = "127.0.0.1", extra_ips: tuple[str, ...] = ()) -> PlaneCerts:
+    """Write a CA, a serving pair for localhost/host_ip (plus the in-cluster names and ``extra_ips``), an
+    admin (system:masters) pair and an SA key."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = _key()
     ca_name = _name("kuberay-py-local-ca", "kuberay-py")
@@ -90,7 +101,13 @@ def generate(directory: Path, host_ip: str = "127.0.0.1") -> PlaneCerts:
         )
         if san:
             b = b.add_extension(
-                x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(host_ip))]),
+                x509.SubjectAlternativeName(
+                    [
+                        x509.DNSName("localhost"),
+                        *(x509.DNSName(n) for n in IN_CLUSTER_NAMES),
+                        *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in (host_ip, *extra_ips)),
+                    ]
+                ),
                 critical=False,
             )
         cert = b.sign(ca_key, hashes.SHA256())

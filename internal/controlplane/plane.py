@@ -17,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 import yaml
 
 from internal.controlplane import certs as certs_mod
+from internal.controlplane.localnode.sandbox import GATEWAY
 from internal.controlplane.process import PlaneError, Process
 from internal.controlplane.rest import KubeRest, Response, RestError
 
@@ -39,6 +41,7 @@ T2_CONTROLLERS = (
 )
 # Services get endpoints only with the local node: kwok's loopback pod IPs are refused in EndpointSlices.
 LOCAL_NODE_CONTROLLERS = ("endpoints-controller", "endpointslice-controller")
+POD_IDENTITY_CONTROLLERS = ("serviceaccount-controller", "root-ca-certificate-publisher-controller")
 NODE_NAME = "kwok-node-0"
 LOCAL_NODE_NAME = "local-node-0"
 # With the local node, CPU requests are time-shared and memory is admitted by the node itself against
@@ -108,6 +111,12 @@ class ControlPlane:
     # Users whose requests kube-apiserver records at Metadata level in ``audit_log`` (none: no audit).
     audit_users: tuple[str, ...] = ()
     local_bridge: str = "krpy0"  # the local node's bridge (a plane per bridge name)
+    # Pods get Kubernetes identities as on a real cluster: the ServiceAccount admission plugin mounts a
+    # token, the CA and the namespace into them, and kube-controller-manager creates each namespace's
+    # ``default`` ServiceAccount and ``kube-root-ca.crt``. For the local node, whose pods really run (the
+    # autoscaler sidecar talks to kube-apiserver); kwok pods never use one, and a plane without
+    # kube-controller-manager (T1) could not create pods in a new namespace at all.
+    pod_identities: bool = False
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -129,7 +138,7 @@ class ControlPlane:
         if missing:
             raise PlaneError(f"missing control-plane binaries in {self.bin_dir}: {', '.join(missing)}")
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.certs = certs_mod.generate(self.work_dir / "pki")
+        self.certs = certs_mod.generate(self.work_dir / "pki", extra_ips=(GATEWAY,) if self.pod_identities else ())
         for attempt in range(3):
             try:
                 self._start_t1(attempt)
@@ -181,7 +190,7 @@ class ControlPlane:
                 f"--service-account-signing-key-file={c.sa_key}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--allow-privileged=true",
-                "--disable-admission-plugins=ServiceAccount",
+                *(() if self.pod_identities else ("--disable-admission-plugins=ServiceAccount",)),
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
                 "--v=0",
@@ -211,7 +220,8 @@ class ControlPlane:
                 str(self.bin_dir / "kube-controller-manager"),
                 f"--kubeconfig={kc}",
                 "--leader-elect=false",
-                f"--controllers={','.join(T2_CONTROLLERS + (LOCAL_NODE_CONTROLLERS if node == 'local' else ()))}",
+                f"--controllers={','.join(self._kcm_controllers(node))}",
+                *((f"--root-ca-file={self.certs.ca_crt}",) if self.pod_identities and self.certs else ()),
                 "--bind-address=127.0.0.1",
                 f"--secure-port={kcm_port}",
                 "--kube-api-qps=200",
@@ -269,6 +279,10 @@ class ControlPlane:
                 functools.partial(_https_insecure_ok, f"https://127.0.0.1:{port}/healthz"), 60, 0.2
             )
 
+    def _kcm_controllers(self, node: str) -> tuple[str, ...]:
+        out = T2_CONTROLLERS + (LOCAL_NODE_CONTROLLERS if node == "local" else ())
+        return out + (POD_IDENTITY_CONTROLLERS if self.pod_identities else ())
+
     def _start_local_node(self, kubeconfig: str) -> None:
         if os.geteuid() != 0:
             raise PlaneError("the local node creates network namespaces and mounts: it needs root")
@@ -285,6 +299,7 @@ class ControlPlane:
                 f"--work-dir={work}",
                 f"--bin-dir={Path(sys.executable).parent}",
                 f"--bridge={self.local_bridge}",
+                *((f"--api-server={urllib.parse.urlsplit(self.server).netloc}",) if self.pod_identities else ()),
             ],
         )
         self.processes["local-node"].wait_ready(

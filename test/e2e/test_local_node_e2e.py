@@ -25,7 +25,7 @@ from support.rbac_audit import install_operator_identity
 from support.wait import eventually, gone
 
 from controllers.ray.utils.dashboard import DashboardClientFactory, KubernetesProxy
-from internal.client import Client, ClientMetrics, api_client, load_configuration
+from internal.client import Client, ClientMetrics, Forbidden, api_client, load_configuration
 from internal.client.resources import CONFIGMAPS, CORE_EVENTS, PODS, RAYCLUSTERS, RAYJOBS
 from internal.metrics import new_registry
 
@@ -49,7 +49,9 @@ def local_plane(tmp_path_factory: pytest.TempPathFactory, process_guard: Process
     if missing_binaries(default_bin_dir()):
         pytest.fail("control-plane binaries missing: run `make bins`", pytrace=False)
     work = tmp_path_factory.mktemp("local-node-plane")
-    plane = ControlPlane(bin_dir=default_bin_dir(), work_dir=work, local_bridge=f"krpyt{uuid.uuid4().hex[:4]}")
+    plane = ControlPlane(
+        bin_dir=default_bin_dir(), work_dir=work, local_bridge=f"krpyt{uuid.uuid4().hex[:4]}", pod_identities=True
+    )
     try:
         plane.start()
         plane.install_crds(sorted(CRD_DIR.glob("*.yaml")))
@@ -77,6 +79,18 @@ async def lclient(local_plane: Any) -> AsyncIterator[Client]:
 def node_descendants(plane: Any) -> set[int]:
     pid = plane.processes["local-node"].popen.pid
     return process_tree(pid) - {pid}
+
+
+async def kubectl_logs(plane: Any, ns: str, pod: str, *args: str) -> str:
+    out = await asyncio.to_thread(
+        subprocess.run,
+        ["kubectl", f"--kubeconfig={plane.kubeconfig}", "-n", ns, "logs", pod, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return out.stdout + out.stderr
 
 
 async def new_namespace(c: Client) -> str:
@@ -181,6 +195,55 @@ async def test_a_command_the_host_cannot_run_is_a_clear_waiting_reason(local_pla
     await eventually(lambda: gone(lclient, PODS, "odd", ns), 60, "the pod to be removed by the node")
 
 
+async def test_a_pod_reaches_kube_apiserver_as_its_service_account(local_plane: Any, lclient: Client) -> None:
+    """As in a cluster: the ServiceAccount's token, the CA and the namespace mounted by admission, and
+    https://kubernetes.default answering. The default ServiceAccount may not list pods, so the answer is
+    a 403 that names the pod's identity: proof that the token authenticated."""
+    ns = await new_namespace(lclient)
+    script = (
+        "import json, os, ssl, urllib.request, urllib.error\n"
+        "d = '/var/run/secrets/kubernetes.io/serviceaccount/'\n"
+        "ns = open(d + 'namespace').read()\n"
+        "ctx = ssl.create_default_context(cafile=d + 'ca.crt')\n"
+        "url = f'https://kubernetes.default.svc/api/v1/namespaces/{ns}/pods'\n"
+        "req = urllib.request.Request(url, headers={'Authorization': 'Bearer ' + open(d + 'token').read()})\n"
+        "try:\n"
+        "    urllib.request.urlopen(req, context=ctx, timeout=10)\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    print(e.code, json.load(e)['message'])\n"
+        "print('env', os.environ['KUBERNETES_SERVICE_HOST'], os.environ['KUBERNETES_SERVICE_PORT'])\n"
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "who", "namespace": ns},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "who", "image": "python:3.11", "command": ["python", "-c", script]}],
+        },
+    }
+
+    async def created() -> bool:  # admission refuses pods until the namespace's default ServiceAccount exists
+        try:
+            await lclient.create(PODS, pod, ns)
+            return True
+        except Forbidden:
+            return False
+
+    await eventually(created, 30, "the pod to be admitted")
+    volumes = (await lclient.get(PODS, "who", ns))["spec"]["volumes"]
+    assert any(v["name"].startswith("kube-api-access-") for v in volumes), volumes
+
+    async def done() -> str | None:
+        phase = ((await lclient.get(PODS, "who", ns)).get("status") or {}).get("phase")
+        return phase if phase in ("Succeeded", "Failed") else None
+
+    assert await eventually(done, 60, "the pod to finish", interval=0.5) == "Succeeded"
+    out = await kubectl_logs(local_plane, ns, "who")
+    assert f'403 pods is forbidden: User "system:serviceaccount:{ns}:default" cannot list resource' in out, out
+    assert "env 198.19.0.1 443" in out, out
+
+
 async def test_http_mode_failing_entrypoint_ends_failed_with_the_real_exit_message(
     local_plane: Any, lclient: Client
 ) -> None:
@@ -220,13 +283,21 @@ async def test_http_mode_failing_entrypoint_ends_failed_with_the_real_exit_messa
 
 async def test_head_and_worker_are_both_alive_in_ray_status(local_plane: Any, lclient: Client) -> None:
     ns = await new_namespace(lclient)
-    container = {"name": "ray-head", "image": "rayproject/ray:2.60.0"}
+    # CPU limits: the autoscaler derives each group's resources from them (or from --num-cpus).
+    container = {
+        "name": "ray-head",
+        "image": "rayproject/ray:2.60.0",
+        "resources": {"limits": {"cpu": "1", "memory": "2Gi"}},
+    }
     cluster = {
         "apiVersion": "ray.io/v1",
         "kind": "RayCluster",
         "metadata": {"name": "duo", "namespace": ns},
         "spec": {
             "rayVersion": "2.60.0",
+            # The autoscaler sidecar runs too: it reads and patches the RayCluster through kube-apiserver
+            # with the token of the ServiceAccount the operator made for it.
+            "enableInTreeAutoscaling": True,
             "headGroupSpec": {"rayStartParams": {}, "template": {"spec": {"containers": [container]}}},
             "workerGroupSpecs": [
                 {
@@ -271,18 +342,23 @@ async def test_head_and_worker_are_both_alive_in_ray_status(local_plane: Any, lc
             return phase if phase in ("Succeeded", "Failed") else None
 
         assert await eventually(done, 120, "ray status to finish", interval=1) == "Succeeded"
-        out = await asyncio.to_thread(
-            subprocess.run,
-            ["kubectl", f"--kubeconfig={local_plane.kubeconfig}", "-n", ns, "logs", "status"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        out = await kubectl_logs(local_plane, ns, "status")
         # Alive nodes are listed under Active: and Idle: by group ("1 headgroup", "1 w"), before Pending:.
-        alive = out.stdout.split("Node status", 1)[-1].split("Pending:", 1)[0]
+        alive = out.split("Node status", 1)[-1].split("Pending:", 1)[0]
         counts = {line.split()[1]: int(line.split()[0]) for line in alive.splitlines() if line.strip()[:1].isdigit()}
-        assert counts == {"headgroup": 1, "w": 1}, out.stdout
+        assert counts == {"headgroup": 1, "w": 1}, out
+        head = next(
+            p["metadata"]["name"]
+            for p in (await lclient.list(PODS, ns, label_selector="ray.io/node-type=head"))["items"]
+        )
+
+        async def autoscaler_read_the_cluster() -> bool:
+            return "Fetched pod data" in await kubectl_logs(local_plane, ns, head, "-c", "autoscaler")
+
+        await eventually(autoscaler_read_the_cluster, 60, "the autoscaler to list the cluster's pods", interval=2)
+        statuses = (await lclient.get(PODS, head, ns))["status"]["containerStatuses"]
+        autoscaler = next(c for c in statuses if c["name"] == "autoscaler")
+        assert autoscaler["restartCount"] == 0 and "running" in autoscaler["state"], autoscaler
 
 
 async def test_a_pod_larger_than_the_machine_is_refused_and_can_still_be_deleted(

@@ -30,7 +30,9 @@ async def _main(args: argparse.Namespace) -> None:
     node = LocalNode(
         client,
         PodNetwork(bridge=args.bridge),
-        NodeOptions(name=args.name, work_dir=Path(args.work_dir), bin_dir=Path(args.bin_dir)),
+        NodeOptions(
+            name=args.name, work_dir=Path(args.work_dir), bin_dir=Path(args.bin_dir), api_server=args.api_server
+        ),
     )
     task = asyncio.create_task(node.run())
     loop = asyncio.get_running_loop()
@@ -50,6 +52,7 @@ def main() -> int:
     p.add_argument("--work-dir", required=True)
     p.add_argument("--bin-dir", default=str(Path(sys.executable).parent), help="prepended to containers' PATH")
     p.add_argument("--bridge", default="krpy0")
+    p.add_argument("--api-server", default="", help="host:port of kube-apiserver, offered to pods on the gateway")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(_main(args))

@@ -11,11 +11,16 @@ kubelet refuses it.
 
 What a pod gets, as a kubelet gives it: env with values, fieldRefs (pod IP, name, namespace, node
 name, labels/annotations), resourceFieldRefs, configMap/secret key refs; volumes configMap, secret,
-emptyDir (``medium: Memory`` → tmpfs), downwardAPI and projected; init containers run to completion
+emptyDir (``medium: Memory`` → tmpfs), downwardAPI and projected (incl. serviceAccountToken, from a
+TokenRequest bound to the pod); init containers run to completion
 in order; restartPolicy with back-off; readiness and liveness probes (exec and HTTP, in the pod's
 network); deletion with the grace period (SIGTERM to the container's process group, SIGKILL after
 it), then the pod is removed. Status (phase, podIP, conditions, container states, exit codes,
 restart counts) is written as a kubelet writes it.
+
+With ``api_server`` set, pods reach kube-apiserver as on a cluster: the ``kubernetes`` Service's names
+and the ``KUBERNETES_SERVICE_*`` variables point at the node's gateway, where the node forwards TCP to
+kube-apiserver on loopback (its serving certificate carries those names and the gateway address).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from aiohttp import web
 
 from internal.client import ApiError, Client, Conflict, NotFound
 from internal.client import resources as r
+from internal.controlplane.certs import IN_CLUSTER_NAMES
 from internal.controlplane.localnode.sandbox import (
     GATEWAY,
     Mount,
@@ -65,6 +71,8 @@ PROBE_HTTP_TIMEOUT_CAP = 10.0
 # Set in every container, over the pod's own values: Ray's usage statistics would probe cloud metadata
 # addresses and phone home, and nothing on the local node may try to leave the machine.
 NODE_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
+API_PORT = 443  # the ``kubernetes`` Service's port, which pods dial at the gateway
+DEFAULT_TOKEN_SECONDS = 3600  # a projected serviceAccountToken's default expirationSeconds
 POD_HOME = "/home/ray"  # HOME in every container, as in Ray's images; a directory of the pod's own
 # What the node may run: the host's own programs. A command that is not on the host is refused.
 NOT_PULLED = (
@@ -335,6 +343,7 @@ class NodeOptions:
     bin_dir: Path = Path()  # prepended to every container's PATH (the venv with ray)
     memory_reserve: float = 0.2  # of the machine's memory, kept for the control plane and the operator
     kubelet_port: int = 10250  # the containerLogs endpoint on the node's address
+    api_server: str = ""  # host:port of kube-apiserver on loopback, offered to pods at GATEWAY:API_PORT
 
 
 class LocalNode:
@@ -343,7 +352,8 @@ class LocalNode:
         self.network = network
         self.opts = opts
         self.pods: dict[str, PodWorker] = {}  # by uid
-        self.hosts: dict[str, list[str]] = {}
+        self.api_hosts = {n: [GATEWAY] for n in IN_CLUSTER_NAMES} if opts.api_server else {}
+        self.hosts: dict[str, list[str]] = dict(self.api_hosts)
         self._hosts_changed = asyncio.Event()
         self._pod_events = asyncio.Event()
         self._all_pods = Informer(client, r.PODS)
@@ -352,6 +362,7 @@ class LocalNode:
         self.capacity_memory = machine_memory()
         self.host_mounts = environment_mounts(opts.bin_dir)
         self.logs = LogServer(self, GATEWAY, opts.kubelet_port)
+        self.api_forwarder = TcpForwarder(GATEWAY, API_PORT, opts.api_server) if opts.api_server else None
 
     # -- lifecycle --
 
@@ -373,6 +384,8 @@ class LocalNode:
             )
             self._mine.add_event_handler(wake)
             await self.logs.start()
+            if self.api_forwarder is not None:
+                await self.api_forwarder.start()
             async with asyncio.TaskGroup() as tg:
                 for inf in (self._all_pods, self._services, self._mine):
                     tg.create_task(inf.run())
@@ -382,6 +395,8 @@ class LocalNode:
         finally:
             await asyncio.gather(*(w.stop(grace=5) for w in list(self.pods.values())), return_exceptions=True)
             await self.logs.stop()
+            if self.api_forwarder is not None:
+                await self.api_forwarder.stop()
             with contextlib.suppress(Exception):
                 await self.client.delete(r.NODES, self.opts.name)
             await asyncio.to_thread(self.network.teardown)
@@ -455,7 +470,7 @@ class LocalNode:
         while True:
             await self._hosts_changed.wait()
             self._hosts_changed.clear()
-            hosts = service_hosts(self._services.list(), self._all_pods.list())
+            hosts = {**service_hosts(self._services.list(), self._all_pods.list()), **self.api_hosts}
             if hosts != self.hosts:
                 self.hosts = hosts
                 for w in list(self.pods.values()):
@@ -482,6 +497,22 @@ class LocalNode:
                     await worker.stop(grace=0)
                 except Exception as e:  # one pod's clean-up must not stop the node
                     log.exception("pod %s: stopping: %s", worker.key, e)
+
+    def api_env(self) -> dict[str, str]:
+        """The ``kubernetes`` Service's variables, which a kubelet gives every container."""
+        if not self.opts.api_server:
+            return {}
+        addr = f"tcp://{GATEWAY}:{API_PORT}"
+        return {
+            "KUBERNETES_SERVICE_HOST": GATEWAY,
+            "KUBERNETES_SERVICE_PORT": str(API_PORT),
+            "KUBERNETES_SERVICE_PORT_HTTPS": str(API_PORT),
+            "KUBERNETES_PORT": addr,
+            f"KUBERNETES_PORT_{API_PORT}_TCP": addr,
+            f"KUBERNETES_PORT_{API_PORT}_TCP_PROTO": "tcp",
+            f"KUBERNETES_PORT_{API_PORT}_TCP_PORT": str(API_PORT),
+            f"KUBERNETES_PORT_{API_PORT}_TCP_ADDR": GATEWAY,
+        }
 
     def memory_in_use(self, excluding: str) -> float:
         # As a kubelet counts: pods that ended hold no memory.
@@ -512,6 +543,10 @@ class PodWorker:
         self.ip = ""
         self._last_status: Obj | None = None
         self._stopping = asyncio.Lock()
+        # Volumes are materialised once per pod, so that a container starting later (or restarting)
+        # never replaces a directory another container has mounted.
+        self._volumes: dict[str, Path | None] = {}
+        self._tokens: list[ProjectedToken] = []
 
     def update(self, pod: Obj) -> None:
         self.pod = pod
@@ -533,6 +568,7 @@ class PodWorker:
                 while not self._deleting():
                     await self._step()
                     await self._write_status()
+                    await self._refresh_tokens()
                     await self._next_change(0.5)
         except asyncio.CancelledError:
             raise
@@ -669,7 +705,8 @@ class PodWorker:
                 "host's programs (ray, python, bash, ...)",
             )
             return
-        env = {"PATH": path, "HOME": POD_HOME, "HOSTNAME": self.pod["metadata"]["name"], **env, **NODE_ENV}
+        base = {"PATH": path, "HOME": POD_HOME, "HOSTNAME": self.pod["metadata"]["name"], **self.node.api_env()}
+        env = {**base, **env, **NODE_ENV}
         home = await asyncio.to_thread(self._home)
         mounts = [*self.node.host_mounts, Mount(target=POD_HOME, source=home), *await self._mounts(c.spec, data)]
         c.log = self.root / f"{c.name}.log"
@@ -816,7 +853,10 @@ class PodWorker:
             v = volumes.get(vm["name"])
             if v is None:
                 continue
-            src = await asyncio.to_thread(self._materialise, v, ns, data)
+            if v["name"] not in self._volumes:
+                tokens = await self._request_tokens(v)
+                self._volumes[v["name"]] = await asyncio.to_thread(self._materialise, v, ns, data, tokens)
+            src = self._volumes[v["name"]]
             projected = any(k in v for k in ("configMap", "secret", "downwardAPI", "projected"))
             read_only = bool(vm.get("readOnly")) or projected
             if src is None:  # emptyDir with medium Memory
@@ -828,7 +868,9 @@ class PodWorker:
             mounts.append(Mount(target=vm["mountPath"], source=src, read_only=read_only))
         return mounts
 
-    def _materialise(self, v: Obj, ns: str, data: Mapping[tuple[str, str, str], dict[str, str]]) -> Path | None:
+    def _materialise(
+        self, v: Obj, ns: str, data: Mapping[tuple[str, str, str], dict[str, str]], tokens: Mapping[str, str]
+    ) -> Path | None:
         base: Path = self.root / "volumes" / str(v["name"])
         if "emptyDir" in v:
             if (v["emptyDir"] or {}).get("medium") == "Memory":
@@ -847,6 +889,8 @@ class PodWorker:
                 for item in s["downwardAPI"].get("items") or ():
                     if "fieldRef" in item:
                         files[item["path"]] = field_ref(self.pod, item["fieldRef"]["fieldPath"])
+            elif "serviceAccountToken" in s:
+                files[s["serviceAccountToken"]["path"]] = tokens[s["serviceAccountToken"]["path"]]
         if "hostPath" in v:
             return Path(str(v["hostPath"]["path"]))
         if base.exists():
@@ -857,6 +901,28 @@ class PodWorker:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content)
         return base
+
+    async def _request_tokens(self, v: Obj) -> dict[str, str]:
+        """Tokens for the volume's serviceAccountToken sources (by path), from TokenRequests bound to
+        the pod, as a kubelet gets them; each is remembered for its refresh."""
+        out: dict[str, str] = {}
+        for s in (v.get("projected") or {}).get("sources") or ():
+            if "serviceAccountToken" in s:
+                token = ProjectedToken(self.root / "volumes" / str(v["name"]), s["serviceAccountToken"])
+                out[token.path] = await token.request(self.node.client, self.pod)
+                self._tokens.append(token)
+        return out
+
+    async def _refresh_tokens(self) -> None:
+        """Replace a token once 80 % of its lifetime has passed (a kubelet's rule), in place in the
+        mounted directory so that every container sees the new one."""
+        for token in self._tokens:
+            if time.time() >= token.refresh_at:
+                try:
+                    value = await token.request(self.node.client, self.pod)
+                    await asyncio.to_thread(token.write, value)
+                except (ApiError, OSError) as e:
+                    log.warning("pod %s: refreshing its token %s: %s", self.key, token.path, e)
 
     def _home(self) -> Path:
         # Ray's dashboard asks cloud metadata services which cloud it runs on unless this file exists.
@@ -961,6 +1027,101 @@ class PodWorker:
         }
         with contextlib.suppress(ApiError):
             await self.node.client.create(r.CORE_EVENTS, ev, meta["namespace"])
+
+
+@dataclass
+class ProjectedToken:
+    """One projected serviceAccountToken file of a pod: how to request it and when to renew it."""
+
+    volume_dir: Path
+    source: Obj  # {path, audience?, expirationSeconds?}
+    refresh_at: float = float("inf")
+
+    @property
+    def path(self) -> str:
+        return str(self.source["path"])
+
+    async def request(self, client: Client, pod: Obj) -> str:
+        meta = pod["metadata"]
+        sa = pod["spec"].get("serviceAccountName") or "default"
+        seconds = int(self.source.get("expirationSeconds") or DEFAULT_TOKEN_SECONDS)
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "audiences": [self.source["audience"]] if self.source.get("audience") else [],
+                "expirationSeconds": seconds,
+                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]},
+            },
+        }
+        path = r.SERVICEACCOUNTS.path(sa, meta["namespace"], "token")
+        answer: Obj = await client.request("POST", path, body=body, verb="POST", timeout=10)
+        status = answer.get("status") or {}
+        expires = status.get("expirationTimestamp")
+        lifetime = (
+            dt.datetime.fromisoformat(expires.replace("Z", "+00:00")).timestamp() - time.time() if expires else seconds
+        )
+        self.refresh_at = time.time() + 0.8 * max(lifetime, 0)
+        return str(status.get("token", ""))
+
+    def write(self, value: str) -> None:
+        target = self.volume_dir / self.path
+        tmp = target.with_name(f".{target.name}.new")
+        tmp.write_text(value)
+        tmp.replace(target)
+
+
+class TcpForwarder:
+    """Pods' way to kube-apiserver: a TCP listener on the node's gateway that splices each connection
+    to kube-apiserver on loopback (TLS passes through untouched)."""
+
+    def __init__(self, host: str, port: int, target: str) -> None:
+        self.host, self.port = host, port
+        self.target_host, _, target_port = target.rpartition(":")
+        self.target_port = int(target_port)
+        self._server: asyncio.Server | None = None
+        self._conns: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._conns):
+            task.cancel()
+        await asyncio.gather(*self._conns, return_exceptions=True)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conns.add(task)
+        try:
+            up_reader, up_writer = await asyncio.wait_for(
+                asyncio.open_connection(self.target_host, self.target_port), 10
+            )
+        except (OSError, TimeoutError):
+            writer.close()
+            self._conns.discard(task)
+            return
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(_pipe(reader, up_writer))
+                tg.create_task(_pipe(up_reader, writer))
+        except* (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            for w in (writer, up_writer):
+                w.close()
+            self._conns.discard(task)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    with contextlib.suppress(OSError):
+        writer.write_eof()
 
 
 # ---- the kubelet API kube-apiserver calls for `kubectl logs` ----------------------------------------
