@@ -51,7 +51,8 @@ from internal.events import Recorder
 from internal.features import FeatureGates
 from internal.informer import Cache, thaw
 
-log = logging.getLogger("kuberay.rayjob")
+# Upstream's logger name (ctrl.Log.WithName("controllers").WithName("RayJob")).
+log = logging.getLogger("controllers.RayJob")
 
 Obj = dict[str, Any]
 REQUEUE = 3.0
@@ -155,6 +156,14 @@ class RayJobReconciler:
                 return Result()
 
         state = status.get("jobDeploymentStatus") or NEW
+        log.info(
+            "RayJob",
+            extra={
+                "JobStatus": status.get("jobStatus") or "",
+                "JobDeploymentStatus": state,
+                "SubmissionMode": spec.get("submissionMode") or K8S_JOB,
+            },
+        )
         handler = {
             NEW: self._new,
             INITIALIZING: self._initializing,
@@ -167,7 +176,7 @@ class RayJobReconciler:
             FAILED: self._terminal,
         }.get(state)
         if handler is None:
-            log.info("RayJob %s: unknown JobDeploymentStatus %r", request, state)
+            log.info("Unknown JobDeploymentStatus", extra={"JobDeploymentStatus": state})
             return Result(requeue_after=REQUEUE)
         out = await handler(job)
         if out is not None:
@@ -181,6 +190,7 @@ class RayJobReconciler:
     async def _new(self, job: Obj) -> Result | None:
         meta = job["metadata"]
         if FINALIZER not in (meta.get("finalizers") or []):
+            log.info("Add a finalizer", extra={"finalizer": FINALIZER})
             patched = await self.client.patch(
                 res.RAYJOBS,
                 meta["name"],
@@ -222,6 +232,10 @@ class RayJobReconciler:
         now = self.clock()
         ads = spec.get("activeDeadlineSeconds")
         if active and ads and now >= start + ads:
+            log.info(
+                "The RayJob has passed the activeDeadlineSeconds. Transition the status to `Failed`.",
+                extra={"StartTime": status.get("startTime"), "ActiveDeadlineSeconds": ads},
+            )
             self._fail(
                 job,
                 "DeadlineExceeded",
@@ -231,6 +245,10 @@ class RayJobReconciler:
             return True
         prds = spec.get("preRunningDeadlineSeconds")
         if pre_running and prds and now >= start + prds:
+            log.info(
+                "The RayJob has passed the preRunningDeadlineSeconds. Transition the status to `Failed`.",
+                extra={"StartTime": status.get("startTime"), "PreRunningDeadlineSeconds": prds},
+            )
             self._fail(
                 job,
                 "PreRunningDeadlineExceeded",
@@ -246,6 +264,7 @@ class RayJobReconciler:
     async def _initializing(self, job: Obj) -> Result | None:
         spec, status = job["spec"], job["status"]
         if spec.get("suspend"):
+            log.info("Try to transition the status to `Suspending`", extra={"oldStatus": status["jobDeploymentStatus"]})
             status["jobDeploymentStatus"] = SUSPENDING
             return None
         if self._deadline_failures(job, active=True, pre_running=True):
@@ -282,6 +301,7 @@ class RayJobReconciler:
         env = self.options.env
         now = self.clock()
         if spec.get("suspend"):
+            log.info("Try to transition the status to `Suspending`", extra={"oldStatus": status["jobDeploymentStatus"]})
             status["jobDeploymentStatus"] = SUSPENDING
             return None
         if self._deadline_failures(job, active=True, pre_running=False):
@@ -406,6 +426,7 @@ class RayJobReconciler:
     async def _suspended(self, job: Obj) -> Result | None:
         if job["spec"].get("suspend"):
             return Result()
+        log.info("The status is 'Suspended', but the suspend flag is false. Transition the status to 'New'.")
         job["status"]["jobStatus"] = ""
         job["status"]["jobDeploymentStatus"] = NEW
         return None
@@ -854,6 +875,10 @@ class RayJobReconciler:
             and failed < int(limit) + 1
             and status.get("reason") not in ("DeadlineExceeded", "JobStatusCheckTimeoutExceeded")
         ):
+            log.info(
+                "RayJob is eligible for retry, setting JobDeploymentStatus to Retrying",
+                extra={"backoffLimit": int(limit), "succeeded": succeeded, "failed": failed},
+            )
             status["jobDeploymentStatus"] = RETRYING
 
     async def _update_status(self, original: Obj, job: Obj) -> None:
@@ -872,6 +897,15 @@ class RayJobReconciler:
             return
         if new.get("jobDeploymentStatus") in (COMPLETE, FAILED):
             new["endTime"] = _fmt(self.clock())
+        log.info(
+            "updateRayJobStatus",
+            extra={
+                "old JobStatus": old.get("jobStatus") or "",
+                "new JobStatus": new.get("jobStatus") or "",
+                "old JobDeploymentStatus": old.get("jobDeploymentStatus") or "",
+                "new JobDeploymentStatus": new.get("jobDeploymentStatus") or "",
+            },
+        )
         await self._write_status(job)
         if self.metrics:
             self.metrics.observe_transition(job, old, new)

@@ -79,10 +79,29 @@ class Controller:
             metrics_provider=queue_metrics,
         )
         self.started = asyncio.Event()
+        #: The kind the controller is "For" (the first watch that maps an object to its own key).
+        self.for_resource: Resource | None = None
 
     def watch(self, resource: Resource, mapper: Any = for_object, *predicates: Predicate) -> Controller:
         self.options.watches.append(Watch(resource, mapper, tuple(predicates)))
+        if mapper is for_object and self.for_resource is None:
+            self.for_resource = resource
         return self
+
+    def _log_fields(self, req: Request) -> dict[str, Any]:
+        """controller-runtime's reconcile logger values, so log queries written for it work: the
+        controller, its group and kind, the object as ``{"<Kind>": {name, namespace}}`` (klog.KRef),
+        ``namespace``, ``name`` and ``reconcileID``."""
+        fields: dict[str, Any] = {"controller": self.name}
+        r = self.for_resource
+        if r is not None:
+            fields["controllerGroup"] = r.group
+            fields["controllerKind"] = r.kind
+            fields[r.kind] = {"name": req.name, "namespace": req.namespace}
+        fields["namespace"] = req.namespace
+        fields["name"] = req.name
+        fields["reconcileID"] = str(uuid.uuid4())
+        return fields
 
     # ---- event plumbing --------------------------------------------------------------------------
 
@@ -170,7 +189,7 @@ class Controller:
         err: BaseException | None = None
         result = Result()
         with (
-            log_context(controller=self.name, namespace=req.namespace, name=req.name, reconcile_id=str(uuid.uuid4())),
+            log_context(**self._log_fields(req)),
             self.tracer.start_as_current_span(
                 f"reconcile {self.name}",
                 attributes={"controller": self.name, "namespace": req.namespace, "name": req.name},
@@ -202,15 +221,24 @@ class Controller:
                 if outcome == "terminal":
                     if m:
                         m.terminal_errors.labels(self.name).inc()
-                    log.error("reconcile %s failed terminally: %s", req, err)
+                    log.error("Reconciler error", extra={"error": str(err)})
                 else:
                     if outcome == "panic" and m:
                         m.panics.labels(self.name).inc()
                     if outcome == "timeout" and m:
                         m.timeouts.labels(self.name).inc()
                     if result.requeue_after or result.requeue:
-                        log.warning("reconcile %s returned an error and a requeue; the requeue is ignored", req)
-                    log.error("reconcile %s failed (%s): %s", req, outcome, err, exc_info=outcome == "panic")
+                        log.warning(
+                            "Warning: Reconciler returned both a non-zero result and a non-nil error. The result "
+                            "will always be ignored if the error is non-nil and the non-nil error causes "
+                            "requeuing with exponential backoff."
+                        )
+                    # controller-runtime's message and key: alerts and queries look for them.
+                    log.error(
+                        "Reconciler error",
+                        extra={"error": str(err) or type(err).__name__, "outcome": outcome},
+                        exc_info=outcome == "panic",
+                    )
                     self.queue.add_rate_limited(req)
             elif result.requeue_after > 0:
                 span.set_attribute("result", "requeue_after")

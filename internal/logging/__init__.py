@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import orjson
 from opentelemetry import trace
 
-_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("kuberay_log_context", default={})  # noqa: B039
+_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("kuberay_log_context", default={})  # noqa: B039
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
@@ -40,8 +40,9 @@ FILE_BACKUPS = 10
 
 
 @contextlib.contextmanager
-def log_context(**fields: str) -> Iterator[None]:
-    """Add fields to every log line emitted inside the block (and in tasks it starts)."""
+def log_context(**fields: Any) -> Iterator[None]:
+    """Add fields to every log line emitted inside the block (and in tasks it starts). A value may be a
+    dict (an object reference ``{name, namespace}``): JSON keeps it nested, console prints ``ns/name``."""
     token = _context.set({**_context.get(), **fields})
     try:
         yield
@@ -146,8 +147,10 @@ class JSONFormatter(_Formatter):
             **_fields(record),
         }
         if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        if record.stack_info:
+            # An explicit "error" (the error's text, as zap's) keeps its key; the traceback is the stack.
+            key = "stacktrace" if "error" in entry else "error"
+            entry[key] = self.formatException(record.exc_info)
+        if record.stack_info and "stacktrace" not in entry:
             entry["stacktrace"] = record.stack_info
         return orjson.dumps(entry, default=str).decode()
 
@@ -157,13 +160,20 @@ class TextFormatter(_Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         head = f"{self.encode_time(record.created)}\t{record.levelname}\t{record.name}\t{record.getMessage()}"
-        extra = " ".join(f"{k}={v}" for k, v in _fields(record).items())
+        extra = " ".join(f"{k}={_console_value(v)}" for k, v in _fields(record).items())
         line = f"{head}\t{extra}" if extra else head
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         if record.stack_info:
             line += "\n" + record.stack_info
         return line
+
+
+def _console_value(v: Any) -> Any:
+    # klog.KRef's console form.
+    if isinstance(v, dict) and set(v) == {"name", "namespace"}:
+        return f"{v['namespace']}/{v['name']}" if v["namespace"] else v["name"]
+    return v
 
 
 class _StacktraceFilter(logging.Filter):

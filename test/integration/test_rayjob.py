@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import AsyncIterator, Mapping
+import io
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
+import orjson
 import pytest
 import yaml
 from support.fake_dashboard import FakeDashboard
@@ -18,6 +21,7 @@ from support.wait import eventually
 
 from controllers.ray import raycluster_controller, rayjob_controller
 from controllers.ray.utils.dashboard import DashboardClientFactory, Loopback
+from internal import logging as oplog
 from internal.app import Runtime
 from internal.client import Client, NotFound
 from internal.client.resources import CONFIGMAPS, EVENTS, JOBS, PODS, RAYCLUSTERS, RAYJOBS, SERVICES
@@ -104,7 +108,43 @@ async def events_for(c: Client, ns: str, name: str) -> list[dict[str, Any]]:
     return [e for e in items if (e.get("regarding") or {}).get("name") == name]
 
 
+@contextlib.contextmanager
+def json_log() -> Iterator[io.StringIO]:
+    """The operator's JSON log lines while the block runs (the formatter cmd/ installs)."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(oplog.JSONFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield out
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def log_lines(out: io.StringIO) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+
+
 async def test_http_mode_runs_to_complete(sim_cluster: Any, kclient: Client, namespace: str) -> None:
+    with json_log() as out:
+        await _http_mode_runs_to_complete(sim_cluster, kclient, namespace)
+    # Upstream's log keys and its info line on each state change, so log queries written for it work.
+    changes = [line for line in log_lines(out) if line["msg"] == "updateRayJobStatus"]
+    assert [c["new JobDeploymentStatus"] for c in changes if c["RayJob"]["name"] == "job"][-1] == "Complete"
+    last = changes[-1]
+    assert last["logger"] == "controllers.RayJob" and last["level"] == "info"
+    assert last["RayJob"] == {"name": "job", "namespace": namespace} and last["old JobDeploymentStatus"] == "Running"
+    assert last["controller"] == "rayjob" and last["controllerGroup"] == "ray.io"
+    assert last["controllerKind"] == "RayJob" and len(last["reconcileID"]) == 36
+    states = {line.get("JobDeploymentStatus") for line in log_lines(out) if line["msg"] == "RayJob"}
+    assert {"", "Initializing", "Running"} <= states
+
+
+async def _http_mode_runs_to_complete(sim_cluster: Any, kclient: Client, namespace: str) -> None:
     async with operator_with_fake(sim_cluster) as (_rt, fake):
         fake.default.set_default_script("RUNNING")
         await kclient.create(RAYJOBS, rayjob("job", namespace))

@@ -14,8 +14,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from internal import logging as oplog
+from internal.client import Resource
 from internal.controller import Controller, ControllerOptions, Request, Result
 from internal.informer import Cache
+
+DEMOS = Resource("example.io", "v1", "demos", "Demo")
 
 
 class Logs:
@@ -32,6 +35,7 @@ async def test_reconcile_span_and_log_fields() -> None:
     oplog.configure("json", "info", stream=stream)
     try:
         c = Controller("demo", Logs(), Cache(client=None), ControllerOptions(), tracer=provider.get_tracer("t"))  # type: ignore[arg-type]
+        c.for_resource = DEMOS  # as c.watch(DEMOS) sets it: the kind it is "For"
         task = asyncio.create_task(c.run())
         c.queue.add(Request("ns1", "obj1"))
 
@@ -48,8 +52,11 @@ async def test_reconcile_span_and_log_fields() -> None:
     line: dict[str, Any] = next(
         orjson.loads(raw) for raw in stream.getvalue().splitlines() if "reconciling obj1" in raw
     )
+    # controller-runtime's keys, so log queries written for upstream's operator find these lines.
     assert line["controller"] == "demo" and line["namespace"] == "ns1" and line["name"] == "obj1"
-    assert line["level"] == "info" and line["reconcile_id"]
+    assert line["controllerGroup"] == "example.io" and line["controllerKind"] == "Demo"
+    assert line["Demo"] == {"name": "obj1", "namespace": "ns1"}
+    assert line["level"] == "info" and len(line["reconcileID"]) == 36
     [span] = [s for s in exporter.get_finished_spans() if s.name == "reconcile demo"]
     assert line["trace_id"] == format(span.context.trace_id, "032x")
     attrs = dict(span.attributes or {})
@@ -67,3 +74,42 @@ def test_text_format_carries_the_same_fields() -> None:
         logging.getLogger().handlers.clear()
     out = stream.getvalue()
     assert "hello" in out and "controller=raycluster" in out and "namespace=a" in out and "name=b" in out
+
+
+class Fails:
+    async def reconcile(self, req: Request) -> Result:
+        raise RuntimeError(f"cannot reconcile {req.name}")
+
+
+async def test_a_failed_reconcile_logs_reconciler_error_with_the_error_key() -> None:
+    stream = io.StringIO()
+    oplog.configure("json", "info", stream=stream)
+    try:
+        c = Controller("demo", Fails(), Cache(client=None), ControllerOptions())  # type: ignore[arg-type]
+        c.for_resource = DEMOS
+        task = asyncio.create_task(c.run())
+        c.queue.add(Request("ns1", "bad"))
+
+        async def logged() -> None:
+            while "Reconciler error" not in stream.getvalue():
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(logged(), 5)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    finally:
+        logging.getLogger().handlers.clear()
+    line = next(orjson.loads(raw) for raw in stream.getvalue().splitlines() if "Reconciler error" in raw)
+    assert line["level"] == "error" and line["error"].startswith("cannot reconcile bad")
+    assert line["Demo"] == {"name": "bad", "namespace": "ns1"} and line["reconcileID"]
+
+
+def test_console_prints_an_object_reference_as_namespace_slash_name() -> None:
+    stream = io.StringIO()
+    oplog.configure("text", "info", stream=stream)
+    try:
+        with oplog.log_context(RayJob={"name": "j", "namespace": "ns"}):
+            logging.getLogger("kuberay.test").info("hello")
+    finally:
+        logging.getLogger().handlers.clear()
+    assert "RayJob=ns/j" in stream.getvalue()
