@@ -8,8 +8,6 @@ and random suffixes come from a caller-supplied generator.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import math
 import random
 import re
@@ -18,7 +16,9 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequenc
 from fractions import Fraction
 from typing import Any, Final
 
+from api.v1.raycluster_types import RayClusterSpec
 from controllers.ray.utils import constants as C
+from controllers.ray.utils.gojson import json_hash
 from controllers.ray.utils.quantity import (
     Quantity,
     QuantityError,
@@ -673,54 +673,32 @@ def go_json_dumps(value: object) -> str:
 
 
 def generate_hash_without_replicas_and_workers_to_delete(spec: Mapping[str, Any]) -> str:
-    """base32hex(sha1(json(spec))) after clearing the fields upstream ignores (§4.8 step 1).
+    """Upstream's ``GenerateHashWithoutReplicasAndWorkersToDelete``, byte for byte (§4.8 step 1):
+    base32hex(sha1(json.Marshal(spec))) of the typed ``RayClusterSpec`` after clearing every group's
+    ``replicas``/``minReplicas``/``maxReplicas``/``scaleStrategy.workersToDelete``, the pod
+    ``tolerations`` and ``schedulingGates`` of head and workers, and ``upgradeStrategy``.
 
-    Cleared: every group's ``replicas``/``minReplicas``/``maxReplicas``/``scaleStrategy.workersToDelete``,
-    the pod ``tolerations`` and ``schedulingGates`` of head and workers, and ``upgradeStrategy``.
-
-    Upstream marshals the *typed* Go struct, so its bytes (field order, zero-valued struct fields)
-    cannot be reproduced from a decoded dict; this hash is stable and sensitive to the same fields
-    but is NOT byte-identical to upstream's. Only hashes produced by this port are ever compared
-    with each other, so Recreate upgrades still work; a head pod created by upstream KubeRay carries
-    a different ``ray.io/kuberay-version`` and is re-annotated, not recreated (§4.8 step 3).
-    """
-    import copy
-
-    s = copy.deepcopy(dict(spec))
+    Identical bytes matter: a Recreate cluster adopted from upstream keeps its pods only if the hash
+    on its head pod equals ours for the same spec."""
+    s = dict(spec)
     s.pop("upgradeStrategy", None)
 
-    def clear_pod(template: object) -> None:
-        pod_spec = as_map(as_map(template).get("spec"))
-        pod_spec.pop("tolerations", None)
-        pod_spec.pop("schedulingGates", None)
+    def without_scheduling(template: object) -> object:
+        t = as_map(template)
+        pod_spec = {k: v for k, v in as_map(t.get("spec")).items() if k not in ("tolerations", "schedulingGates")}
+        return {**t, "spec": pod_spec}
 
-    clear_pod(as_map(s.get("headGroupSpec")).get("template"))
+    head = as_map(s.get("headGroupSpec"))
+    s["headGroupSpec"] = {**head, "template": without_scheduling(head.get("template"))}
+    groups = []
     for group in as_list(s.get("workerGroupSpecs")):
-        if not isinstance(group, dict):
-            continue
-        for key in ("replicas", "minReplicas", "maxReplicas"):
-            group.pop(key, None)
-        strategy = group.get("scaleStrategy")
-        if isinstance(strategy, dict):
-            strategy.pop("workersToDelete", None)
-            if not strategy:  # Go always serialises the (non-pointer) struct, so {} == absent
-                del group["scaleStrategy"]
-        clear_pod(group.get("template"))
-    digest = hashlib.sha1(_canonical_json(s).encode(), usedforsecurity=False).digest()
-    return base64.b32hexencode(digest).decode()
-
-
-def _canonical_json(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (dict, list, tuple, str, int, float, bool)) or value is None:
-        if isinstance(value, dict):
-            items = sorted((str(k), v) for k, v in value.items())
-            return "{" + ",".join(f"{go_json_string(k)}:{_canonical_json(v)}" for k, v in items) + "}"
-        if isinstance(value, (list, tuple)):
-            return "[" + ",".join(_canonical_json(v) for v in value) + "]"
-        return go_json_dumps(value)
-    return go_json_string(str(value))
+        g = {k: v for k, v in as_map(group).items() if k not in ("replicas", "minReplicas", "maxReplicas")}
+        g["scaleStrategy"] = {k: v for k, v in as_map(g.get("scaleStrategy")).items() if k != "workersToDelete"}
+        g["template"] = without_scheduling(g.get("template"))
+        groups.append(g)
+    if "workerGroupSpecs" in s:
+        s["workerGroupSpecs"] = groups if isinstance(s["workerGroupSpecs"], list) else None
+    return json_hash(s, RayClusterSpec)
 
 
 # ---- replicas --------------------------------------------------------------------------------------
