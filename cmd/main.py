@@ -458,6 +458,7 @@ def start_local_plane() -> ControlPlane:
     print(
         f"\nlocal control plane ready. In another shell:\n  export KUBECONFIG={plane.kubeconfig}\n"
         "  kubectl apply -f config/samples/ray-job.sample.yaml\n  kubectl get rayjobs -w\n"
+        "  python -m internal.controlplane.localnode exec <pod> -- ray status   # as root: inside a pod\n"
         f"(logs of the plane and the local node in {plane.log_dir}; Ctrl-C stops everything)\n",
         flush=True,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -319,38 +320,26 @@ async def test_head_and_worker_are_both_alive_in_ray_status(local_plane: Any, lc
             return st.get("state") == "ready" and st.get("readyWorkerReplicas") == 1
 
         await eventually(ready, 180, "the RayCluster to be ready", interval=1)
-        # `ray status` from a pod of the cluster's network, against the head Service's name.
-        probe = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "status", "namespace": ns},
-            "spec": {
-                "restartPolicy": "Never",
-                "containers": [
-                    {
-                        "name": "status",
-                        "image": "rayproject/ray:2.60.0",
-                        "command": ["ray", "status", f"--address=duo-head-svc.{ns}.svc.cluster.local:6379"],
-                    }
-                ],
-            },
-        }
-        await lclient.create(PODS, probe, ns)
-
-        async def done() -> str | None:
-            phase = ((await lclient.get(PODS, "status", ns)).get("status") or {}).get("phase")
-            return phase if phase in ("Succeeded", "Failed") else None
-
-        assert await eventually(done, 120, "ray status to finish", interval=1) == "Succeeded"
-        out = await kubectl_logs(local_plane, ns, "status")
-        # Alive nodes are listed under Active: and Idle: by group ("1 headgroup", "1 w"), before Pending:.
-        alive = out.split("Node status", 1)[-1].split("Pending:", 1)[0]
-        counts = {line.split()[1]: int(line.split()[0]) for line in alive.splitlines() if line.strip()[:1].isdigit()}
-        assert counts == {"headgroup": 1, "w": 1}, out
         head = next(
             p["metadata"]["name"]
             for p in (await lclient.list(PODS, ns, label_selector="ray.io/node-type=head"))["items"]
         )
+        # `ray status` inside the head container (the node's exec: its namespaces, env and directory).
+        node_exec = [sys.executable, "-m", "internal.controlplane.localnode", "exec", "-n", ns, "-c", "ray-head"]
+        ran = await asyncio.to_thread(
+            subprocess.run,
+            [*node_exec, f"--kubeconfig={local_plane.kubeconfig}", head, "--", "ray", "status"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        out = ran.stdout
+        # Alive nodes are listed under Active: and Idle: by group ("1 headgroup", "1 w"), before Pending:.
+        alive = out.split("Node status", 1)[-1].split("Pending:", 1)[0]
+        counts = {line.split()[1]: int(line.split()[0]) for line in alive.splitlines() if line.strip()[:1].isdigit()}
+        assert counts == {"headgroup": 1, "w": 1}, out
 
         async def autoscaler_read_the_cluster() -> bool:
             return "Fetched pod data" in await kubectl_logs(local_plane, ns, head, "-c", "autoscaler")

@@ -46,6 +46,10 @@ async def _main(args: argparse.Namespace) -> None:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["exec"]:
+        from internal.controlplane.localnode.podexec import main as exec_main
+
+        return exec_main(sys.argv[2:])
     p = argparse.ArgumentParser(prog="local-node", description=__doc__)
     p.add_argument("--kubeconfig", required=True)
     p.add_argument("--name", default="local-node-0")

@@ -73,6 +73,7 @@ PROBE_HTTP_TIMEOUT_CAP = 10.0
 NODE_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
 API_PORT = 443  # the ``kubernetes`` Service's port, which pods dial at the gateway
 DEFAULT_TOKEN_SECONDS = 3600  # a projected serviceAccountToken's default expirationSeconds
+CONTAINER_ID_SCHEME = "host-process://"
 POD_HOME = "/home/ray"  # HOME in every container, as in Ray's images; a directory of the pod's own
 # What the node may run: the host's own programs. A command that is not on the host is refused.
 NOT_PULLED = (
@@ -310,6 +311,7 @@ class ContainerRun:
     probe_successes: int = 0
     next_probe: float = 0.0
     next_liveness: float = 0.0
+    container_id: str = ""  # host-process://<pid> of the current (or last) run: `exec` enters its namespaces
 
     @property
     def name(self) -> str:
@@ -328,6 +330,8 @@ class ContainerRun:
             "started": self.running(),
             "state": self.state,
         }
+        if self.container_id:
+            st["containerID"] = self.container_id
         if self.last_state:
             st["lastState"] = self.last_state
         return st
@@ -671,6 +675,7 @@ class PodWorker:
                     "startedAt": c.started_at,
                     "finishedAt": now(),
                     "message": _tail(c.log),
+                    "containerID": c.container_id,
                 }
             }
             c.proc, c.ready = None, False
@@ -716,6 +721,7 @@ class PodWorker:
             await self._cannot_run(c, str(e))
             return
         c.started_at = now()
+        c.container_id = f"{CONTAINER_ID_SCHEME}{c.proc.pid}"
         c.state = {"running": {"startedAt": c.started_at}}
         c.ready = not c.spec.get("readinessProbe") and not c.init
         c.next_probe = time.monotonic() + float((c.spec.get("readinessProbe") or {}).get("initialDelaySeconds", 0))
