@@ -29,7 +29,7 @@ if not __package__:  # run as a script from a source tree: make api/, controller
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.config.v1alpha1 import Configuration, batch_scheduler, decode, set_defaults, validate
-from controllers.ray import raycluster_controller, rayjob_controller, rbac
+from controllers.ray import raycluster_controller, rayjob_controller, rayservice_controller, rbac
 from controllers.ray.raycluster_controller import RayClusterOptions
 from controllers.ray.utils import dashboard
 from internal import logging as oplog
@@ -72,7 +72,10 @@ def controller_setups(dashboards: dashboard.DashboardClientFactory | None = None
     def rayjob(rt: Any) -> list[Any]:
         return rayjob_controller.setup(rt, None, dashboards)
 
-    return [raycluster, rayjob]
+    def rayservice(rt: Any) -> list[Any]:
+        return rayservice_controller.setup(rt, None, dashboards)
+
+    return [raycluster, rayjob, rayservice]
 
 
 # ---- flags -------------------------------------------------------------------------------------------

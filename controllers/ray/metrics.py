@@ -132,3 +132,45 @@ class RayJobMetrics:
         for labels in list(self.execution_duration._metrics):
             if labels[0] == name and labels[1] == namespace:
                 self.execution_duration.remove(*labels)
+
+
+class _ServiceCollector(Collector):
+    def __init__(self, cache: Cache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from controllers.ray.rayservice_controller import service_metric_rows
+
+        labels = ["name", "namespace", "uid"]
+        info = GaugeMetricFamily(
+            "kuberay_service_info", "Metadata information about RayService custom resources", labels=labels
+        )
+        ready = GaugeMetricFamily(
+            "kuberay_service_condition_ready",
+            "Describes whether the RayService is ready. Ready means users can send requests to the underlying "
+            "cluster and the number of serve endpoints is greater than 0.",
+            labels=[*labels, "condition"],
+        )
+        upgrading = GaugeMetricFamily(
+            "kuberay_service_condition_upgrade_in_progress",
+            "Describes whether the RayService is performing a zero-downtime upgrade.",
+            labels=[*labels, "condition"],
+        )
+        try:
+            services = self.cache.list(res.RAYSERVICES)
+        except CacheNotStarted:
+            services = []
+        for name, ns, uid, is_ready, is_upgrading in service_metric_rows(services):
+            info.add_metric([name, ns, uid], 1)
+            ready.add_metric([name, ns, uid, str(is_ready).lower()], 1)
+            upgrading.add_metric([name, ns, uid, str(is_upgrading).lower()], 1)
+        yield info
+        yield ready
+        yield upgrading
+
+
+class RayServiceMetrics:
+    """``kuberay_service_*``: produced at scrape time from the informer cache of RayServices."""
+
+    def __init__(self, registry: CollectorRegistry, cache: Cache) -> None:
+        registry.register(_ServiceCollector(cache))

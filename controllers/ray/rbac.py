@@ -165,28 +165,33 @@ RAYJOB_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("", "configmaps", ("get", "create")),
 )
 
-#: RayService controller: pending and active RayClusters, serve and head services, endpoint slices
-#: of the serve service, the Serve proxies and dashboard (optionally via the apiserver proxy), and the
-#: Gateway API objects of incremental upgrades.
-RAYSERVICE_PERMISSIONS: Final[tuple[Permission, ...]] = _because(
-    "the RayService controller is not ported yet; granted as upstream's ClusterRole does",
-    (
-        _p("ray.io", "rayservices", _ALL),
-        _p("ray.io", "rayservices/status", _STATUS),
-        _p("ray.io", "rayservices/finalizers", ("update",)),
-        _p("ray.io", "rayclusters", _ALL),
-        _p("", "pods", _READ),
-        _p("", "services", _ALL),
-        _p("", "services/status", _STATUS),
-        _p("", "pods/proxy", ("get", "update", "patch")),
-        _p("", "services/proxy", ("get", "create", "update", "patch")),
-        _p("discovery.k8s.io", "endpointslices", _READ),
-        _p(
-            "gateway.networking.k8s.io",
-            "gateways;httproutes",
-            ("get", "list", "watch", "create", "update", "delete"),
-            "gate RayServiceIncrementalUpgrade (Gateway API objects); the RayService controller is not ported yet",
-        ),
+#: RayService controller: its RayService (finalizer, status), the pending and active RayClusters, the
+#: head Pods' ``ray.io/serve`` label, the head and serve Services, the serve Service's EndpointSlices,
+#: dashboards and Serve proxies (optionally through the apiserver proxy), and the Gateway API objects of
+#: incremental upgrades (not ported yet).
+RAYSERVICE_PERMISSIONS: Final[tuple[Permission, ...]] = (
+    _p("ray.io", "rayservices", ("list", "watch", "update")),
+    _p("ray.io", "rayservices", ("get", "create", "patch", "delete"), _AS_UPSTREAM),
+    _p("ray.io", "rayservices/status", ("update",)),
+    _p("ray.io", "rayservices/status", ("get", "patch"), _AS_UPSTREAM),
+    _p("ray.io", "rayservices/finalizers", ("update",), _FINALIZERS),
+    _p("ray.io", "rayclusters", ("get", "list", "watch", "create", "update", "delete")),
+    _p("ray.io", "rayclusters", ("patch",), _AS_UPSTREAM),
+    _p("", "pods", ("list", "watch", "update")),
+    _p("", "pods", ("get", "create", "patch", "delete"), _AS_UPSTREAM),
+    _p("", "pods/status", _STATUS, _AS_UPSTREAM),
+    _p("", "services", ("get", "list", "watch", "create", "update", "delete")),
+    _p("", "services", ("patch",), _SERVICES_AS_UPSTREAM),
+    _p("", "services/status", _STATUS, _AS_UPSTREAM),
+    _p("", "pods/proxy", ("get", "update", "patch"), _PROXY),
+    _p("", "services/proxy", ("get", "create", "update", "patch"), _PROXY),
+    _p("discovery.k8s.io", "endpointslices", ("list", "watch")),
+    _p("discovery.k8s.io", "endpointslices", ("get",), _AS_UPSTREAM),
+    _p(
+        "gateway.networking.k8s.io",
+        "gateways;httproutes",
+        ("get", "list", "watch", "create", "update", "delete"),
+        "gate RayServiceIncrementalUpgrade (Gateway API objects): NewClusterWithIncrementalUpgrade is not ported yet",
     ),
 )
 

@@ -36,13 +36,15 @@ import random
 import socket
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
+
+from support.fake_serve import ServeModel, ServeValidationError
 
 ENDPOINTS = (
     "version",
@@ -57,6 +59,7 @@ ENDPOINTS = (
     "serve_get",
     "serve_put",
     "serve_delete",
+    "proxy_healthz",
 )
 TERMINAL = frozenset({"STOPPED", "SUCCEEDED", "FAILED"})
 MESSAGES = {
@@ -235,9 +238,9 @@ class FakeCluster:
         self.scripts: dict[str, list[Step]] = {}
         # Real JobDetails carry more fields than KubeRay reads; add some unknown ones on purpose.
         self.extra_job_fields: dict[str, Any] = {}
-        self.serve_applications: dict[str, Any] = {}
+        # Serve: the model of this head's Serve controller and proxy (support/fake_serve.py).
+        self.serve = ServeModel()
         self.deploy_mode = "MULTI_APP"
-        self.serve_app_status = "RUNNING"
         self.serve_configs: list[Any] = []
         self._faults: dict[str, deque[tuple[int, str]]] = {}
         self._released = asyncio.Event()
@@ -382,6 +385,8 @@ class FakeDashboard:
             r.add_get(prefix + "/api/serve/applications/", self._wrap("serve_get", self._serve_get))
             r.add_put(prefix + "/api/serve/applications/", self._wrap("serve_put", self._serve_put))
             r.add_delete(prefix + "/api/serve/applications/", self._wrap("serve_delete", self._serve_delete))
+            # The head's Serve proxy (port 8000 on a real head), served here next to its dashboard.
+            r.add_get(prefix + "/-/healthz", self._wrap("proxy_healthz", self._proxy_healthz))
         # handler_cancellation: a client that gives up (timeout) cancels its hung handler.
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5, access_log=None)
         await self._runner.setup()
@@ -630,65 +635,43 @@ class FakeDashboard:
         return self._json({"deleted": True})
 
     async def _serve_get(self, cluster: FakeCluster, request: web.Request) -> web.Response:
-        return self._json(
-            {
-                "controller_info": {"node_id": "f" * 56, "node_ip": "127.0.0.1", "actor_id": "a" * 32},
-                "proxy_location": "EveryNode",
-                "http_options": {"host": "0.0.0.0", "port": 8000},
-                "grpc_options": {"port": 9000, "grpc_servicer_functions": []},
-                "proxies": {},
-                "deploy_mode": cluster.deploy_mode,
-                "applications": cluster.serve_applications,
-                "target_capacity": None,
-            }
-        )
+        api_type = request.query.get("api_type")
+        if api_type is not None and api_type.lower() not in ("imperative", "declarative"):
+            return web.Response(
+                status=400, text=f"Invalid 'api_type' value: '{api_type}'. Must be one of: imperative, declarative"
+            )
+        details = cluster.serve.details()
+        if api_type is not None and api_type.lower() == "imperative":
+            details["applications"] = {}  # every app of this model is deployed through the REST API
+        if cluster.serve.running:
+            details["deploy_mode"] = cluster.deploy_mode
+        return web.Response(body=orjson.dumps(details), content_type="application/json", charset="utf-8", status=200)
 
     async def _serve_put(self, cluster: FakeCluster, request: web.Request) -> web.Response:
         try:
             config = orjson.loads(await request.read())
         except orjson.JSONDecodeError as e:
-            return web.Response(status=400, text=f"ValidationError: invalid JSON: {e}")
-        apps = config.get("applications") if isinstance(config, dict) else None
-        if not isinstance(apps, list):
-            return web.Response(
-                status=400, text="1 validation error for ServeDeploySchema\napplications\n  field required"
-            )
+            text = _traceback("put_all_applications", f"json.decoder.JSONDecodeError: {e}")
+            return web.Response(status=500, text=text)
+        try:
+            cluster.serve.put(config)
+        except ServeValidationError as e:
+            return web.Response(status=400, text=str(e))
         cluster.serve_configs.append(config)
-        cluster.serve_applications = {
-            str(app.get("name", "default")): _serve_app(app, cluster.serve_app_status)
-            for app in apps
-            if isinstance(app, dict)
-        }
         return web.Response(status=200)
 
     async def _serve_delete(self, cluster: FakeCluster, request: web.Request) -> web.Response:
-        cluster.serve_applications = {}
+        cluster.serve.delete()
         return web.Response(status=200)
 
-
-def _serve_app(app: Mapping[str, Any], status: str) -> dict[str, Any]:
-    deployments: Iterable[Any] = app.get("deployments") or []
-    names = [str(d.get("name")) for d in deployments if isinstance(d, dict) and d.get("name")]
-    return {
-        "name": str(app.get("name", "default")),
-        "route_prefix": app.get("route_prefix", "/"),
-        "docs_path": None,
-        "status": status,
-        "message": "",
-        "last_deployed_time_s": time.time(),
-        "deployed_app_config": dict(app),
-        "source": "declarative",
-        "deployments": {
-            n: {
-                "name": n,
-                "status": "HEALTHY",
-                "status_trigger": "CONFIG_UPDATE_COMPLETED",
-                "message": "",
-                "replicas": [],
-            }
-            for n in names
-        },
-    }
+    async def _proxy_healthz(self, cluster: FakeCluster, request: web.Request) -> web.Response:
+        answer = cluster.serve.healthz()
+        if answer is None:  # no proxy listens before Serve starts: the connection is refused
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=503)  # never delivered
+        status, text = answer
+        return web.Response(status=status, text=text)
 
 
 def _listen(host: str, port: int = 0) -> socket.socket:

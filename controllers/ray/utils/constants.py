@@ -13,6 +13,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
+from api.v1.constants import RAY_SERVICE_INITIALIZING_TIMEOUT_ANNOTATION as RAY_SERVICE_INITIALIZING_TIMEOUT_ANNOTATION
+
 # Defined once, with the API types (re-exported for the builders and controllers).
 from api.v1.constants import CRDType as CRDType
 from api.v1.constants import JobSubmissionMode as JobSubmissionMode
@@ -481,3 +483,66 @@ BASE_PYTHON_HEALTH_COMMAND: Final = (
 MIN_RAY_VERSION_FOR_JOB_METADATA: Final = "2.6.0"
 #: Feature gate: sidecar submitter ``restartPolicy: OnFailure`` plus the status-guarded submit.
 FEATURE_SIDECAR_SUBMITTER_RESTART: Final = "SidecarSubmitterRestart"
+
+
+# ---- RayService (spec rayservice.md §2, §3, §6) -----------------------------------------------------
+
+RAY_SERVICE_KIND: Final = "RayService"
+RAY_SERVICE_FINALIZER: Final = "ray.io/rayservice-finalizer"
+#: Operator identity compared with ``spec.managedBy``.
+KUBERAY_OPERATOR_MANAGER: Final = "ray.io/kuberay-operator"
+#: ``ServiceDefaultRequeueDuration``.
+RAY_SERVICE_DEFAULT_REQUEUE_SECONDS: Final = 2.0
+#: ``RayClusterDeletionDelayDuration`` (``rayClusterDeletionDelaySeconds`` unset).
+RAY_CLUSTER_DELETION_DELAY_SECONDS: Final = 60
+#: Entries of the per-RayService serve-config cache (``ServeConfigLRUSize``).
+SERVE_CONFIG_LRU_SIZE: Final = 1000
+#: Label key of EndpointSlices naming their Service.
+ENDPOINTSLICE_SERVICE_NAME_LABEL_KEY: Final = "kubernetes.io/service-name"
+#: ``target_capacity`` key of a Serve config.
+SERVE_TARGET_CAPACITY_KEY: Final = "target_capacity"
+#: Name suffixes of the Gateway API objects of incremental upgrades.
+GATEWAY_SUFFIX: Final = "-gateway"
+HTTPROUTE_SUFFIX: Final = "-httproute"
+#: Serve application status that counts as ready; ``""`` app names are reported as ``default``.
+SERVE_APPLICATION_RUNNING: Final = "RUNNING"
+SERVE_DEFAULT_APPLICATION_NAME: Final = "default"
+
+
+class RayServiceEventReason(StrEnum):
+    """Event reasons recorded by the RayService controller (spec rayservice.md §6.2)."""
+
+    INVALID_RAY_SERVICE_METADATA = "InvalidRayServiceMetadata"
+    INVALID_RAY_SERVICE_SPEC = "InvalidRayServiceSpec"
+    CREATED_RAY_CLUSTER = "CreatedRayCluster"
+    FAILED_TO_CREATE_RAY_CLUSTER = "FailedToCreateRayCluster"
+    UPDATED_RAY_CLUSTER = "UpdatedRayCluster"
+    FAILED_TO_UPDATE_RAY_CLUSTER = "FailedToUpdateRayCluster"
+    DELETED_RAY_CLUSTER = "DeletedRayCluster"
+    FAILED_TO_DELETE_RAY_CLUSTER = "FailedToDeleteRayCluster"
+    CREATED_SERVICE = "CreatedService"
+    FAILED_TO_CREATE_SERVICE = "FailedToCreateService"
+    UPDATED_SERVICE = "UpdatedService"
+    FAILED_TO_UPDATE_SERVICE = "FailedToUpdateService"
+    DELETED_SERVICE = "DeletedService"
+    FAILED_TO_DELETE_SERVICE = "FailedToDeleteService"
+    UPDATED_HEAD_POD_SERVE_LABEL = "UpdatedHeadPodServeLabel"
+    FAILED_TO_UPDATE_HEAD_POD_SERVE_LABEL = "FailedToUpdateHeadPodServeLabel"
+    UPDATED_SERVE_APPLICATIONS = "UpdatedServeApplications"
+    FAILED_TO_UPDATE_SERVE_APPLICATIONS = "FailedToUpdateServeApplications"
+    UPDATED_SERVE_TARGET_CAPACITY = "UpdatedServeTargetCapacity"
+    FAILED_TO_UPDATE_TARGET_CAPACITY = "FailedToUpdateTargetCapacity"
+    CREATED_GATEWAY = "CreatedGateway"
+    FAILED_TO_CREATE_GATEWAY = "FailedToCreateGateway"
+    UPDATED_GATEWAY = "UpdatedGateway"
+    FAILED_TO_UPDATE_GATEWAY = "FailedToUpdateGateway"
+    DELETED_GATEWAY = "DeletedGateway"
+    FAILED_TO_DELETE_GATEWAY = "FailedToDeleteGateway"
+    CREATED_HTTPROUTE = "CreatedHTTPRoute"
+    FAILED_TO_CREATE_HTTPROUTE = "FailedToCreateHTTPRoute"
+    UPDATED_HTTPROUTE = "UpdatedHTTPRoute"
+    FAILED_TO_UPDATE_HTTPROUTE = "FailedToUpdateHTTPRoute"
+    DELETED_HTTPROUTE = "DeletedHTTPRoute"
+    FAILED_TO_DELETE_HTTPROUTE = "FailedToDeleteHTTPRoute"
+    ROLLBACK_IMPOSSIBLE = "RollbackImpossible"
+    RAY_SERVICE_INITIALIZING_TIMEOUT = "RayServiceInitializingTimeout"

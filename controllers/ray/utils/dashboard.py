@@ -81,9 +81,14 @@ __all__ = [
     "JobNotFound",
     "JobStatus",
     "JobStopFailed",
+    "KubernetesPodProxy",
     "KubernetesProxy",
     "Loopback",
+    "LoopbackProxyAddress",
+    "PodIPProxy",
+    "ProxyAddressResolver",
     "RayDashboardClient",
+    "RayHttpProxyClient",
     "RayJobInfo",
     "RayJobRequest",
     "ServeApplicationDetails",
@@ -106,6 +111,8 @@ PROXY_TIMEOUT_SECONDS: Final = 10.0  # RayHTTPClientProxyTimeoutSeconds
 JOB_PATH: Final = "/api/jobs/"  # the trailing '/' is required by the dashboard
 SERVE_DETAILS_PATH: Final = "/api/serve/applications/"
 DEPLOY_PATH_V2: Final = "/api/serve/applications/"
+PROXY_HEALTH_PATH: Final = "/" + C.RAY_SERVE_PROXY_HEALTH_PATH
+MAX_PROXY_ERROR_BODY_BYTES: Final = 4 * 1024  # upstream reads at most 4 KiB of a failed health answer
 VERSION_PATH: Final = "/api/version"
 SERVE_API_TYPE: Final = "declarative"
 
@@ -836,6 +843,115 @@ class Loopback(FixedAddress):
         raise DashboardAddressError(f"dashboard address {url} is not a loopback address")
 
 
+# ---- Serve proxies (``httpproxy_httpclient.go``) --------------------------------------------------------
+
+
+class ProxyAddressResolver(Protocol):
+    """Maps a Ray Pod and its serve port to the base URL of its Serve proxy."""
+
+    def resolve(self, pod: Mapping[str, Any], port: int) -> DashboardEndpoint: ...
+
+
+def _pod_meta(pod: Mapping[str, Any]) -> tuple[str, str]:
+    m = _obj(pod.get("metadata"))
+    return _s(m.get("namespace")), _s(m.get("name"))
+
+
+class PodIPProxy:
+    """In-cluster default: ``http://<podIP>:<port>``. An empty pod IP gives a URL that fails at once
+    (upstream: the request fails and the label becomes ``false``)."""
+
+    def __init__(self, *, timeout: float = DIRECT_TIMEOUT_SECONDS) -> None:
+        self.timeout = timeout
+
+    def resolve(self, pod: Mapping[str, Any], port: int) -> DashboardEndpoint:
+        ip = _s(_obj(pod.get("status")).get("podIP"))
+        host = f"[{ip}]" if ":" in ip else ip
+        return DashboardEndpoint(f"http://{host}:{port}", self.timeout)
+
+
+class KubernetesPodProxy:
+    """``--use-kubernetes-proxy``: ``<apiserver>/api/v1/namespaces/<ns>/pods/<pod>:<port>/proxy`` (10 s)."""
+
+    def __init__(self, kube: Client, *, timeout: float = PROXY_TIMEOUT_SECONDS) -> None:
+        self.kube = kube
+        self.timeout = timeout
+
+    async def _headers(self) -> Mapping[str, str]:
+        headers = await self.kube._headers(None)
+        headers.pop("Accept", None)
+        return headers
+
+    def resolve(self, pod: Mapping[str, Any], port: int) -> DashboardEndpoint:
+        ns, name = _pod_meta(pod)
+        base = f"{self.kube.host}/api/v1/namespaces/{ns}/pods/{name}:{port}/proxy"
+        return DashboardEndpoint(base, self.timeout, session=self.kube._session, headers=self._headers)
+
+
+class LoopbackProxyAddress:
+    """Tests: a callable ``(pod, port) -> base URL`` that must name a loopback address."""
+
+    def __init__(
+        self, address: Callable[[Mapping[str, Any], int], str], *, timeout: float = DIRECT_TIMEOUT_SECONDS
+    ) -> None:
+        self.address = address
+        self.timeout = timeout
+
+    def resolve(self, pod: Mapping[str, Any], port: int) -> DashboardEndpoint:
+        url = self.address(pod, port)
+        url = url if "://" in url else "http://" + url
+        Loopback({})._check(url)
+        return DashboardEndpoint(url.rstrip("/"), self.timeout)
+
+
+class RayHttpProxyClient:
+    """One Serve proxy (upstream ``RayHttpProxyClient``): only the health check KubeRay uses."""
+
+    def __init__(
+        self,
+        base_url: str,
+        session: aiohttp.ClientSession | SessionProvider,
+        *,
+        timeout: float = DIRECT_TIMEOUT_SECONDS,
+        extra_headers: HeadersProvider | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._session = session
+        self.timeout = timeout
+        self._extra_headers = extra_headers
+
+    def __repr__(self) -> str:
+        return f"RayHttpProxyClient({self.base_url!r}, timeout={self.timeout})"
+
+    async def check_proxy_actor_health(self) -> None:
+        """``GET <base>/-/healthz``: returns on exactly 200; otherwise raises :class:`DashboardError`
+        (``CheckProxyActorHealth fails. status code: <n>, status: <s>, body: <at most 4 KiB>``) or the
+        typed transport error. Never takes longer than the timeout. No auth header (as upstream)."""
+        url = self.base_url + PROXY_HEALTH_PATH
+        session = self._session if isinstance(self._session, aiohttp.ClientSession) else self._session()
+        headers = dict(await self._extra_headers()) if self._extra_headers is not None else {}
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
+                    if resp.status == 200:
+                        return
+                    body = await _read_capped(resp, MAX_PROXY_ERROR_BODY_BYTES, url, False)
+                    status_line = f"{resp.status} {resp.reason or ''}".rstrip()
+                    raise DashboardError(
+                        f"CheckProxyActorHealth fails. status code: {resp.status}, status: {status_line}, "
+                        f"body: {body.decode('utf-8', errors='replace')}",
+                        status=resp.status,
+                        body=body.decode("utf-8", errors="replace"),
+                        url=url,
+                    )
+        except DashboardError:
+            raise
+        except TimeoutError as e:
+            raise DashboardTimeout(f"CheckProxyActorHealth: no answer from {url} within {self.timeout:g}s") from e
+        except (aiohttp.ClientError, ValueError) as e:
+            raise DashboardUnavailable(f"CheckProxyActorHealth: {url}: {e}") from e
+
+
 # ---- factory -------------------------------------------------------------------------------------------
 
 
@@ -847,11 +963,13 @@ class DashboardClientFactory:
         self,
         resolver: DashboardAddressResolver | None = None,
         *,
+        proxies: ProxyAddressResolver | None = None,
         limit: int = POOL_LIMIT,
         limit_per_host: int = POOL_LIMIT_PER_HOST,
         keepalive_timeout: float = KEEPALIVE_SECONDS,
     ) -> None:
         self.resolver: DashboardAddressResolver = resolver or ServiceDNS()
+        self.proxies: ProxyAddressResolver = proxies or PodIPProxy()
         self.limit = limit
         self.limit_per_host = limit_per_host
         self.keepalive_timeout = keepalive_timeout
@@ -884,6 +1002,16 @@ class DashboardClientFactory:
             endpoint.session or self.session,
             timeout=endpoint.timeout,
             token=token,
+            extra_headers=endpoint.headers,
+        )
+
+    def for_proxy(self, pod: Mapping[str, Any], port: int) -> RayHttpProxyClient:
+        """A client for the Serve proxy of ``pod`` (a Pod dict) on ``port`` (``RayHttpProxyClient``)."""
+        endpoint = self.proxies.resolve(pod, port)
+        return RayHttpProxyClient(
+            endpoint.base_url,
+            endpoint.session or self.session,
+            timeout=endpoint.timeout,
             extra_headers=endpoint.headers,
         )
 
