@@ -1,0 +1,498 @@
+"""The differential harness: two namespaces on one T2 plane, ours (this project's operator, in-process,
+as its ServiceAccount) and upstream's (the oracle subprocess). The same inputs go to both; once both
+have settled, every object in each namespace is normalised and the two sets are diffed.
+
+Normalisation (``normalise``): namespace names, generated name suffixes (``metadata.generateName``, the
+RayJob's cluster name and job id), UIDs, resourceVersions, timestamps, pod and cluster IPs and node
+ports become placeholders; status written by the simulated kubelet (kwok) and kube-controller-manager
+(pods, Services, Jobs) is dropped. Events are compared as a set of (regarding kind/name, reason, type,
+action, reporting component, note)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import fnmatch
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from oracle import UpstreamOperator
+from support.fake_dashboard import FakeCluster, FakeDashboard
+
+from internal.client import Client, NotFound
+from internal.client.resources import (
+    CONFIGMAPS,
+    CORE_EVENTS,
+    INGRESSES,
+    JOBS,
+    PODS,
+    PVCS,
+    RAYCLUSTERS,
+    RAYJOBS,
+    RAYSERVICES,
+    ROLEBINDINGS,
+    ROLES,
+    SECRETS,
+    SERVICEACCOUNTS,
+    SERVICES,
+    Resource,
+)
+
+HERE = Path(__file__).resolve().parent
+ALLOWED_FILE = HERE / "allowed_differences.yaml"
+
+#: What is compared, per kind (events separately).
+KINDS: dict[str, Resource] = {
+    "RayCluster": RAYCLUSTERS,
+    "RayJob": RAYJOBS,
+    "RayService": RAYSERVICES,
+    "Pod": PODS,
+    "Service": SERVICES,
+    "Job": JOBS,
+    "Secret": SECRETS,
+    "ServiceAccount": SERVICEACCOUNTS,
+    "Role": ROLES,
+    "RoleBinding": ROLEBINDINGS,
+    "PersistentVolumeClaim": PVCS,
+    "ConfigMap": CONFIGMAPS,
+    "Ingress": INGRESSES,
+}
+#: Status that the simulated node or kube-controller-manager writes, not an operator.
+FOREIGN_STATUS = {"Pod", "Service", "Job", "PersistentVolumeClaim", "Ingress"}
+#: Event sources that are not an operator.
+FOREIGN_EVENT_SOURCES = {
+    "default-scheduler",
+    "job-controller",
+    "kubelet",
+    "kwok",
+    "ttl-after-finished-controller",
+    "garbage-collector-controller",
+    "taint-eviction-controller",
+    "persistentvolume-controller",
+}
+SETTLE_WINDOW = 4.0
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?")
+_POD_IP = re.compile(r"\b127\.1\.\d{1,3}\.\d{1,3}\b")
+_CLUSTER_IP = re.compile(r"\b10\.0\.0\.\d{1,3}\b")
+_DROP_META = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "selfLink")
+
+
+# ---- sides -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Side:
+    """One operator's namespace and the fake Ray dashboard its clusters answer from."""
+
+    name: str  # "ours" | "upstream"
+    namespace: str
+    fake: FakeDashboard
+    upstream: UpstreamOperator | None = None
+    #: RayJob name -> the final job status its fake dashboard scripts (default SUCCEEDED)
+    outcomes: dict[str, str] = field(default_factory=dict)
+    seeded: set[tuple[str, str]] = field(default_factory=set)
+
+    def outcome(self, cluster: str) -> str:
+        """The scripted final status of jobs on ``cluster`` (by the RayJob whose name prefixes it)."""
+        for job, outcome in sorted(self.outcomes.items(), key=lambda kv: -len(kv[0])):
+            if cluster == job or cluster.startswith(job + "-"):
+                return outcome
+        return "SUCCEEDED"
+
+    def cluster(self, name: str) -> FakeCluster:
+        """The fake head of RayCluster ``name``, its jobs scripted: RUNNING, the outcome 1 s later."""
+        known = name in self.fake.clusters
+        c = self.fake.cluster(name)
+        if not known:
+            c.set_default_script("RUNNING", (self.outcome(name), 1.0))
+        return c
+
+
+@dataclass
+class Difference:
+    kind: str
+    name: str
+    path: str
+    ours: Any
+    upstream: Any
+    allowed_by: str = ""
+
+    def line(self) -> str:
+        def short(v: Any) -> str:
+            s = json.dumps(v, sort_keys=True, default=str) if not isinstance(v, str) else v
+            return s if len(s) <= 300 else s[:300] + "…"
+
+        return f"{self.kind} {self.name} {self.path or '<object>'}: ours={short(self.ours)} upstream={short(self.upstream)}"
+
+
+@dataclass
+class Result:
+    label: str
+    compared: Counter[str] = field(default_factory=Counter)
+    identical: Counter[str] = field(default_factory=Counter)
+    only_ours: Counter[str] = field(default_factory=Counter)
+    only_upstream: Counter[str] = field(default_factory=Counter)
+    differences: list[Difference] = field(default_factory=list)
+    unsettled: list[str] = field(default_factory=list)
+
+    def failures(self) -> list[Difference]:
+        return [d for d in self.differences if not d.allowed_by]
+
+    def report(self) -> str:
+        lines = [f"parity[{self.label}]: per kind compared/identical (only ours, only upstream):"]
+        for k in sorted(set(self.compared) | set(self.only_ours) | set(self.only_upstream)):
+            lines.append(
+                f"  {k}: {self.compared[k]}/{self.identical[k]} ({self.only_ours[k]}, {self.only_upstream[k]})"
+            )
+        lines += [f"  not settled: {u}" for u in self.unsettled]
+        bad = self.failures()
+        lines.append(f"  differences: {len(self.differences)}, not allowed: {len(bad)}")
+        lines += ["  " + d.line() for d in bad[:200]]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "compared": dict(self.compared),
+            "identical": dict(self.identical),
+            "only_ours": dict(self.only_ours),
+            "only_upstream": dict(self.only_upstream),
+            "unsettled": self.unsettled,
+            "differences": [d.__dict__ for d in self.differences],
+        }
+
+
+# ---- inputs and the fake dashboards --------------------------------------------------------------------
+
+
+def for_side(doc: dict[str, Any], ns: str) -> dict[str, Any]:
+    d = copy.deepcopy(doc)
+    d.setdefault("metadata", {})["namespace"] = ns
+    d["metadata"].pop("resourceVersion", None)
+    return d
+
+
+def resource_of(doc: dict[str, Any]) -> Resource:
+    return KINDS[doc["kind"]]
+
+
+async def _get(c: Client, res: Resource, name: str, ns: str) -> dict[str, Any] | None:
+    try:
+        return await c.get(res, name, ns)
+    except NotFound:
+        return None
+
+
+class Driver:
+    """Plays the Ray side for both operators alike: each RayJob's cluster gets a fake dashboard (ours by
+    a loopback URL table, upstream's on the head pod's IP under the head Service's DNS name), and a
+    submitter's job appears in it once the operator started a submitter (K8sJobMode Job or SidecarMode
+    container): RUNNING, then the scripted outcome one second later."""
+
+    def __init__(self, client: Client, sides: list[Side]) -> None:
+        self.client, self.sides = client, sides
+        self._task: asyncio.Task[None] | None = None
+        self.errors: list[str] = []
+
+    async def _cluster(self, side: Side, name: str) -> FakeCluster | None:
+        if side.upstream is None:
+            return side.cluster(name)
+        c = side.fake.clusters.get(name)
+        if c is None or not c.port or c.port == side.fake.port:
+            pods = await self.client.list(
+                PODS, side.namespace, label_selector=f"ray.io/cluster={name},ray.io/node-type=head"
+            )
+            ips = [p["status"]["podIP"] for p in pods["items"] if (p.get("status") or {}).get("podIP")]
+            if not ips:
+                return None
+            side.cluster(name)  # scripted before it can be reached
+            c = await side.fake.cluster_on_address(name, ips[0], 8265)
+            side.upstream.map_host(f"{name}-head-svc.{side.namespace}.svc.cluster.local", ips[0])
+        return c
+
+    async def tick(self) -> None:
+        for side in self.sides:
+            jobs = (await self.client.list(RAYJOBS, side.namespace))["items"]
+            for job in jobs:
+                st = job.get("status") or {}
+                cluster_name, job_id = st.get("rayClusterName"), st.get("jobId")
+                if not cluster_name:
+                    continue
+                outcome = side.outcomes.get(job["metadata"]["name"], "SUCCEEDED")
+                c = await self._cluster(side, cluster_name)
+                if c is None or not job_id or job_id in c.jobs:
+                    continue
+                mode = job["spec"].get("submissionMode") or "K8sJobMode"
+                started = False
+                if mode == "K8sJobMode":
+                    started = await _get(self.client, JOBS, job["metadata"]["name"], side.namespace) is not None
+                elif mode == "SidecarMode":
+                    pods = await self.client.list(
+                        PODS, side.namespace, label_selector=f"ray.io/cluster={cluster_name},ray.io/node-type=head"
+                    )
+                    started = bool(pods["items"])
+                if started and (cluster_name, job_id) not in side.seeded:
+                    side.seeded.add((cluster_name, job_id))
+                    c.add_job(job_id, job["spec"].get("entrypoint") or "python -c pass", status="RUNNING")
+                    c.script(job_id, (outcome, 1.0))
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception as e:  # a transient API error: the next tick retries
+                self.errors.append(repr(e))
+            await asyncio.sleep(0.3)  # polling interval of the simulated Ray side
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Driver]:
+        self._task = asyncio.create_task(self._run())
+        try:
+            yield self
+        finally:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+
+
+# ---- snapshots, settling ---------------------------------------------------------------------------
+
+
+async def snapshot(c: Client, ns: str) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for kind, res in KINDS.items():
+        out[kind] = list((await c.list(res, ns))["items"])
+    out["Event"] = list((await c.list(CORE_EVENTS, ns))["items"])
+    return out
+
+
+def _fingerprint(snap: dict[str, list[dict[str, Any]]]) -> frozenset[tuple[str, str, str]]:
+    return frozenset(
+        (k, o["metadata"]["name"], o["metadata"].get("resourceVersion", ""))
+        for k, objs in snap.items()
+        if k != "Event"  # a repeated event bumps its count: settledness is about the objects
+        for o in objs
+    )
+
+
+async def settle(
+    c: Client,
+    namespaces: Iterable[str],
+    timeout: float,
+    window: float = SETTLE_WINDOW,
+    done: Callable[[], Any] | None = None,
+) -> list[str]:
+    """Waits until no object in any of the namespaces changes for ``window`` seconds (sampled every
+    0.5 s) and ``done()`` (if given) is true; returns the namespaces still changing at ``timeout``."""
+    nss = list(namespaces)
+    deadline = time.monotonic() + timeout
+    last: dict[str, frozenset[tuple[str, str, str]]] = {}
+    since: dict[str, float] = {}
+    while True:
+        now = time.monotonic()
+        for ns in nss:
+            fp = _fingerprint(await snapshot(c, ns))
+            if last.get(ns) != fp:
+                last[ns], since[ns] = fp, now
+        ok = done is None or bool(await _maybe_await(done()))
+        moving = [ns for ns in nss if now - since[ns] < window]
+        if not moving and ok:
+            return []
+        if now > deadline:
+            return moving or ["(done condition not met)"]
+        await asyncio.sleep(0.5)  # sampling interval of the settle window
+
+
+async def _maybe_await(v: Any) -> Any:
+    if asyncio.iscoroutine(v):
+        return await v
+    return v
+
+
+# ---- normalisation -------------------------------------------------------------------------------------
+
+
+def _generated_names(snap: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for objs in snap.values():
+        for o in objs:
+            m = o["metadata"]
+            if m.get("generateName") and m["name"].startswith(m["generateName"]):
+                names[m["name"]] = m["generateName"] + "<gen>"
+    for job in snap.get("RayJob", []):
+        name, st = job["metadata"]["name"], job.get("status") or {}
+        cluster = st.get("rayClusterName") or ""
+        selector = (job["spec"].get("clusterSelector") or {}).get("ray.io/cluster")
+        if cluster and cluster != selector and cluster.startswith(name + "-"):
+            names[cluster] = f"{name}-<cluster>"
+        if st.get("jobId", "").startswith(name + "-"):
+            names[st["jobId"]] = f"{name}-<jobid>"
+    return names
+
+
+def _strip(kind: str, o: dict[str, Any]) -> dict[str, Any]:
+    o = copy.deepcopy(o)
+    m = o.setdefault("metadata", {})
+    for k in _DROP_META:
+        m.pop(k, None)
+    if m.get("generateName") and "name" in m:
+        m["name"] = m["generateName"] + "<gen>"
+    if kind in FOREIGN_STATUS:
+        o.pop("status", None)
+    for port in (o.get("spec") or {}).get("ports") or ():
+        if isinstance(port, dict) and "nodePort" in port:
+            port["nodePort"] = "<nodePort>"
+    return o
+
+
+def normalise(snap: dict[str, list[dict[str, Any]]], ns: str) -> dict[str, list[dict[str, Any]]]:
+    """Every object as the comparison sees it (see the module docstring)."""
+    stripped = {k: [_strip(k, o) for o in objs] for k, objs in snap.items() if k != "Event"}
+    stripped["Event"] = [_event(e) for e in snap.get("Event", []) if _event_source(e) not in FOREIGN_EVENT_SOURCES]
+    text = json.dumps(stripped, sort_keys=True)
+    for actual, placeholder in sorted(_generated_names(snap).items(), key=lambda kv: -len(kv[0])):
+        text = text.replace(actual, placeholder)
+    text = text.replace(ns, "<ns>")
+    text = _UUID.sub("<uid>", text)
+    text = _TIME.sub("<time>", text)
+    text = _POD_IP.sub("<podIP>", text)
+    text = _CLUSTER_IP.sub("<clusterIP>", text)
+    out: dict[str, list[dict[str, Any]]] = json.loads(text)
+    return out
+
+
+def _event_source(e: dict[str, Any]) -> str:
+    return str(e.get("reportingComponent") or (e.get("source") or {}).get("component") or "")
+
+
+def _event(e: dict[str, Any]) -> dict[str, Any]:
+    inv = e.get("involvedObject") or {}
+    return {
+        "regarding": f"{inv.get('kind')}/{inv.get('name')}",
+        "reason": e.get("reason", ""),
+        "type": e.get("type", ""),
+        "action": e.get("action", ""),
+        "source": _event_source(e),
+        "note": e.get("message", ""),
+    }
+
+
+# ---- diff ----------------------------------------------------------------------------------------------
+
+
+def _keyed(kind: str, objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Objects by normalised name; same-named ones (generated names) get #i in a content order."""
+    if kind == "Event":
+        return {f"{e['regarding']} {e['reason']} {e['type']} {e['note']}": e for e in objs}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for o in objs:
+        groups.setdefault(o["metadata"]["name"], []).append(o)
+    out: dict[str, dict[str, Any]] = {}
+    for name, group in groups.items():
+        if len(group) == 1:
+            out[name] = group[0]
+            continue
+        for i, o in enumerate(sorted(group, key=lambda x: json.dumps(x, sort_keys=True))):
+            out[f"{name}#{i}"] = o
+    return out
+
+
+def diff_values(a: Any, b: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        found: list[tuple[str, Any, Any]] = []
+        for k in sorted(set(a) | set(b)):
+            p = f"{path}.{k}" if path else k
+            if k not in a:
+                found.append((p, "<absent>", b[k]))
+            elif k not in b:
+                found.append((p, a[k], "<absent>"))
+            else:
+                found += diff_values(a[k], b[k], p)
+        return found
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        found = []
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found += diff_values(x, y, f"{path}[{i}]")
+        return found
+    return [] if a == b else [(path, a, b)]
+
+
+def compare(
+    label: str, ours: dict[str, list[dict[str, Any]]], upstream: dict[str, list[dict[str, Any]]]
+) -> Result:
+    r = Result(label)
+    for kind in sorted(set(ours) | set(upstream)):
+        a, b = _keyed(kind, ours.get(kind, [])), _keyed(kind, upstream.get(kind, []))
+        for name in sorted(set(a) | set(b)):
+            if name not in b:
+                r.only_ours[kind] += 1
+                r.differences.append(Difference(kind, name, "", "<present>", "<absent>"))
+                continue
+            if name not in a:
+                r.only_upstream[kind] += 1
+                r.differences.append(Difference(kind, name, "", "<absent>", "<present>"))
+                continue
+            r.compared[kind] += 1
+            found = diff_values(a[name], b[name])
+            if not found:
+                r.identical[kind] += 1
+            r.differences += [Difference(kind, name, p, x, y) for p, x, y in found]
+    return r
+
+
+# ---- allowed differences -------------------------------------------------------------------------------
+
+
+@dataclass
+class Allowed:
+    id: str
+    kind: str
+    name: str
+    path: str
+    reason: str
+    ours: str | None = None
+    upstream: str | None = None
+    version: str | None = None  # the spec section when the difference is v1.7.0 vs the v1.6.1 oracle
+
+    def matches(self, d: Difference) -> bool:
+        def val(pattern: str | None, v: Any) -> bool:
+            if pattern is None:
+                return True
+            s = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+            return fnmatch.fnmatchcase(s, pattern)
+
+        return (
+            fnmatch.fnmatchcase(d.kind, self.kind)
+            and fnmatch.fnmatchcase(d.name, self.name)
+            and fnmatch.fnmatchcase(d.path, self.path)
+            and val(self.ours, d.ours)
+            and val(self.upstream, d.upstream)
+        )
+
+
+def load_allowed(path: Path = ALLOWED_FILE) -> list[Allowed]:
+    entries = yaml.safe_load(path.read_text()) or []
+    out = [Allowed(**e) for e in entries]
+    ids = [a.id for a in out]
+    assert len(ids) == len(set(ids)), f"duplicate ids in {path.name}"
+    for a in out:
+        assert a.reason.strip(), f"{path.name}: {a.id} has no reason"
+    return out
+
+
+def apply_allowed(r: Result, allowed: list[Allowed]) -> None:
+    for d in r.differences:
+        for a in allowed:
+            if a.matches(d):
+                d.allowed_by = a.id
+                break

@@ -1,0 +1,154 @@
+"""The differential tier: this operator and upstream KubeRay (the oracle, hack/build-upstream-operator.sh)
+on one T2 plane, each watching a namespace of its own, get the same inputs; once both settle, every
+object they created or updated is normalised and diffed (harness.py). Differences not listed in
+allowed_differences.yaml fail the test; test-artifacts/parity/ keeps a report per test.
+
+Inputs: the samples and seed guides, hypothesis-drawn RayClusters, and scripted scenarios."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import harness
+import inputs
+import pytest
+from harness import KINDS, Driver, Result, Side, for_side, resource_of
+from kuberay_operator.main import controller_setups
+from oracle import UpstreamOperator, oracle_binary
+from support.fake_dashboard import FakeDashboard
+from support.operator import running_operator
+
+from controllers.ray.utils.dashboard import DashboardClientFactory, Loopback
+from internal.client import Client, NotFound
+from internal.client.resources import NAMESPACES, PODS, RAYCLUSTERS, RAYJOBS
+
+pytestmark = [pytest.mark.t2, pytest.mark.parity]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "parity"
+#: Hypothesis-drawn RayClusters per run (PARITY_GENERATED overrides); about 1.7 pods each.
+GENERATED = int(os.environ.get("PARITY_GENERATED", "120"))
+
+
+@pytest.fixture(scope="session")
+def oracle() -> Path:
+    path = oracle_binary()
+    if not path.exists():
+        pytest.fail(f"the upstream operator is not built ({path}): run `make oracle`", pytrace=False)
+    return path
+
+
+@dataclass
+class Pair:
+    client: Client
+    ours: Side
+    upstream: Side
+
+    @property
+    def sides(self) -> list[Side]:
+        return [self.ours, self.upstream]
+
+    async def apply(self, docs: list[dict[str, Any]]) -> None:
+        """Creates each document in both namespaces (upstream's first, then ours, doc by doc)."""
+        for doc in docs:
+            for side in (self.upstream, self.ours):
+                await self.client.create(resource_of(doc), for_side(doc, side.namespace))
+
+    async def each(self, fn: Callable[[Side], Awaitable[Any]]) -> None:
+        for side in (self.upstream, self.ours):
+            await fn(side)
+
+    async def patch(self, kind: str, name: str, body: dict[str, Any]) -> None:
+        await self.each(lambda s: self.client.patch(KINDS[kind], name, body, s.namespace))
+
+    async def compare(self, label: str, timeout: float = 120.0, done: Callable[[], Any] | None = None) -> Result:
+        unsettled = await harness.settle(self.client, [s.namespace for s in self.sides], timeout, done=done)
+        snaps = {s.name: await harness.snapshot(self.client, s.namespace) for s in self.sides}
+        result = harness.compare(
+            label,
+            harness.normalise(snaps["ours"], self.ours.namespace),
+            harness.normalise(snaps["upstream"], self.upstream.namespace),
+        )
+        result.unsettled = [("ours" if ns == self.ours.namespace else "upstream") + f" ({ns})" for ns in unsettled]
+        harness.apply_allowed(result, harness.load_allowed())
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / f"{label}.json").write_text(json.dumps(result.to_json(), indent=1, default=str))
+        (ARTIFACTS / f"{label}.txt").write_text(result.report() + "\n")
+        print(result.report())
+        return result
+
+
+def check(result: Result) -> None:
+    bad = result.failures()
+    if bad or result.unsettled:
+        pytest.fail(result.report(), pytrace=False)
+
+
+@contextlib.asynccontextmanager
+async def pair(
+    plane: Any, kclient: Client, oracle: Path, tmp_path: Path, gates: str = ""
+) -> AsyncIterator[Pair]:
+    tag = uuid.uuid4().hex[:8]
+    nss = {"ours": f"parity-o-{tag}", "upstream": f"parity-u-{tag}"}
+    for ns in nss.values():
+        await kclient.create(NAMESPACES, {"metadata": {"name": ns}})
+    try:
+        async with FakeDashboard() as fake_ours, FakeDashboard() as fake_up:
+            ours = Side("ours", nss["ours"], fake_ours)
+            up = Side("upstream", nss["upstream"], fake_up)
+            up.upstream = UpstreamOperator(oracle, plane.kubeconfig, nss["upstream"], tmp_path / "oracle", gates)
+            factory = DashboardClientFactory(Loopback(lambda rc: ours.cluster(rc["metadata"]["name"]).base_url))
+            await asyncio.to_thread(up.upstream.start)
+            try:
+                async with running_operator(plane, controller_setups(factory), namespaces=nss["ours"], gates=gates):
+                    p = Pair(kclient, ours, up)
+                    async with Driver(kclient, p.sides).running():
+                        yield p
+            finally:
+                await asyncio.to_thread(up.upstream.stop)
+                await factory.close()
+                log = up.upstream.log
+                if log.exists():
+                    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                    (ARTIFACTS / f"upstream-{tag}.log").write_bytes(log.read_bytes())
+    finally:
+        for ns in nss.values():
+            with contextlib.suppress(NotFound):
+                await kclient.delete(NAMESPACES, ns)
+
+
+# ---- samples, seeds, generated specs ---------------------------------------------------------------------
+
+
+async def _rayjobs_final(p: Pair) -> bool:
+    """Every RayJob in both namespaces is in a state that waits on nothing the test scripts."""
+    for side in p.sides:
+        for job in (await p.client.list(RAYJOBS, side.namespace))["items"]:
+            st = job.get("status") or {}
+            if st.get("jobDeploymentStatus") not in ("Complete", "Failed", "Suspended", "Waiting"):
+                return False
+    return True
+
+
+async def test_samples_and_seeds(sim_cluster: Any, kclient: Client, oracle: Path, tmp_path: Path) -> None:
+    docs = inputs.sample_docs()
+    docs += inputs.seed_docs(docs)
+    companions = [d for d in docs if not d["kind"].startswith("Ray") or d["kind"] == "RayCluster"]
+    async with pair(sim_cluster, kclient, oracle, tmp_path) as p:
+        await p.apply(companions)
+        await p.apply([d for d in docs if d["kind"] == "RayJob"])
+        check(await p.compare("samples", timeout=240, done=lambda: _rayjobs_final(p)))
+
+
+async def test_generated_rayclusters(sim_cluster: Any, kclient: Client, oracle: Path, tmp_path: Path) -> None:
+    specs = inputs.generated_clusters(GENERATED)
+    async with pair(sim_cluster, kclient, oracle, tmp_path) as p:
+        await p.apply(specs)
+        check(await p.compare("generated", timeout=300))
