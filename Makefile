@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install bins test test-unit test-integration lint fmt run clean-plane-cache
+.PHONY: install bins oracle test test-parity test-unit test-integration lint fmt run clean-plane-cache
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ install: $(STAMP)
 ## bins: build the control-plane binaries for tests and `make run` (cached under ~/.cache/kuberay-py)
 bins:
 	bash hack/build-test-bins.sh >/dev/null
+
+## oracle: build (or reuse) the parity oracle, upstream KubeRay's operator at KUBERAY_ORACLE_VERSION (hack/versions.env)
+oracle:
+	bash hack/build-upstream-operator.sh >/dev/null
+
+## test-parity: the differential tier (test/parity, docs/parity.md): ours vs the upstream operator on one plane
+test-parity: install bins oracle
+	$(PY) -m pytest test/parity $(PYTEST_ARGS)
 
 ## test: every test, on a real control plane (built on first use)
 test: install bins
