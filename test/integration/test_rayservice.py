@@ -22,7 +22,7 @@ import yaml
 from support.fake_dashboard import FakeDashboard
 from support.fake_serve import ServeTiming
 from support.operator import running_operator
-from support.wait import eventually
+from support.wait import eventually, gone
 
 from controllers.ray import raycluster_controller, rayservice_controller
 from controllers.ray.utils.dashboard import DashboardClientFactory, Loopback, LoopbackProxyAddress
@@ -93,17 +93,23 @@ def _cluster_of(pod: Mapping[str, Any]) -> str:
 
 
 class Heads:
-    """The fake heads: one virtual Ray head per RayCluster, with Serve timing set on first use."""
+    """The fake heads: one virtual Ray head per RayCluster, set up on first use with the current Serve
+    timing, import failures, and a black hole for the clusters of the RayServices in ``dead``."""
 
     def __init__(self, fake: FakeDashboard, timing: ServeTiming) -> None:
         self.fake = fake
         self.timing = timing
+        self.failing_imports: dict[str, str] = {}
+        self.dead: set[str] = set()
 
     def __call__(self, name: str) -> Any:
         new = name not in self.fake.clusters
         c = self.fake.cluster(name)
         if new:
             c.serve.timing = copy.copy(self.timing)
+            c.serve.failing_imports = dict(self.failing_imports)
+            if name.rsplit("-", 1)[0] in self.dead:
+                c.hang()
         return c
 
 
@@ -116,12 +122,17 @@ async def operator_with_heads(
     env: Mapping[str, str] | None = None,
     timing: ServeTiming = FAST,
     concurrency: int = 4,
+    dead: set[str] | None = None,
 ) -> AsyncIterator[tuple[Runtime, Heads]]:
     async with FakeDashboard() as fake:
         heads = Heads(fake, timing)
+        heads.dead = set(dead or ())
         factory = DashboardClientFactory(
             Loopback(lambda cluster: heads(cluster["metadata"]["name"]).base_url),
             proxies=LoopbackProxyAddress(lambda pod, port: heads(_cluster_of(pod)).base_url),
+            # Every fake head shares one host:port here; real heads each have their own, and so their
+            # own per-host connection slots.
+            limit_per_host=256,
         )
         opts = rayservice_controller.RayServiceOptions(env=dict(env or {}))
 
@@ -341,3 +352,291 @@ def _scrape(rt: Runtime) -> str:
     from prometheus_client import generate_latest
 
     return generate_latest(rt.registry).decode()
+
+
+IMPORT_ERROR = "ModuleNotFoundError: No module named 'hello'"
+
+
+async def test_serve_config_change_is_applied_in_place(sim_cluster: Any, kclient: Client, namespace: str) -> None:
+    async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, heads):
+        await kclient.create(RAYSERVICES, rayservice("svc", namespace))
+        st = await wait_ready(kclient, namespace, "svc")
+        cname = st["activeServiceStatus"]["rayClusterName"]
+        changed = SERVE_CONFIG.replace("greeting: hi", "greeting: hello")
+        await patch_spec(kclient, namespace, "svc", {"serveConfigV2": changed})
+        fc = heads(cname)
+        await eventually(lambda: len(fc.serve_configs) == 2, 30, "the new config PUT to the active cluster")
+        assert fc.serve_configs[1]["applications"][0]["deployments"][0]["user_config"] == {"greeting": "hello"}
+
+        async def running_again() -> bool:
+            st = await status_of(kclient, namespace, "svc")
+            app = st["activeServiceStatus"].get("applicationStatuses", {}).get("app1", {})
+            return app.get("status") == "RUNNING" and fc.serve.app_status("app1") == "RUNNING"
+
+        await eventually(running_again, 30, "app1 RUNNING with the new config")
+        # A window of several passes: no second cluster, no pending name, Ready throughout.
+        for _ in range(15):
+            st = await status_of(kclient, namespace, "svc")
+            assert not st["pendingServiceStatus"].get("rayClusterName")
+            assert cond(st, "Ready")["status"] == "True"
+            assert [c["metadata"]["name"] for c in await clusters_of(kclient, namespace, "svc")] == [cname]
+            await asyncio.sleep(0.2)
+        assert len(fc.serve_configs) == 2  # applied once, then remembered
+
+
+async def test_cluster_spec_change_switches_traffic_only_when_pending_apps_run(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, heads):
+        created = await kclient.create(RAYSERVICES, rayservice("svc", namespace))
+        st = await wait_ready(kclient, namespace, "svc")
+        old = st["activeServiceStatus"]["rayClusterName"]
+        heads.timing = ServeTiming(deploy=6.0, redeploy=0.2, delete=0.3)  # the new cluster's apps take 6 s
+        await patch_spec(kclient, namespace, "svc", {"rayClusterConfig": new_image(created["spec"], "ray:2.53.0")})
+
+        async def pending_name() -> str | None:
+            st = await status_of(kclient, namespace, "svc")
+            return st["pendingServiceStatus"].get("rayClusterName")
+
+        new = await eventually(pending_name, 30, "a pending cluster")
+        assert new != old
+        st = await status_of(kclient, namespace, "svc")
+        assert cond(st, "UpgradeInProgress")["status"] == "True"
+        assert cond(st, "UpgradeInProgress")["reason"] == "BothActivePendingClustersExist"
+        await eventually(lambda: len(heads(new).serve_configs) == 1, 60, "the config PUT to the pending cluster")
+
+        # Until the pending cluster's apps are RUNNING both Services keep selecting the old cluster.
+        switched_while = None
+        while True:
+            app_status = heads(new).serve.app_status("app1")
+            head_to = await selector_target(kclient, namespace, "svc-head-svc")
+            serve_to = await selector_target(kclient, namespace, "svc-serve-svc")
+            if head_to == new:
+                switched_while = app_status
+                break
+            assert head_to == old and serve_to == old, (head_to, serve_to)
+            assert app_status != "" and cond(await status_of(kclient, namespace, "svc"), "Ready")["status"] == "True"
+            await asyncio.sleep(0.1)
+        assert switched_while == "RUNNING"
+        assert await selector_target(kclient, namespace, "svc-serve-svc") == new
+
+        async def promoted() -> dict[str, Any] | None:
+            st = await status_of(kclient, namespace, "svc")
+            ok = st["activeServiceStatus"].get("rayClusterName") == new and not st["pendingServiceStatus"]
+            return st if ok else None
+
+        st = await eventually(promoted, 30, "the pending cluster promoted to active")
+        assert cond(st, "UpgradeInProgress")["reason"] == "NoPendingCluster"
+        # The old cluster goes after rayClusterDeletionDelaySeconds (2 s), not at once.
+        assert old in [c["metadata"]["name"] for c in await clusters_of(kclient, namespace, "svc")]
+        await eventually(lambda: gone(kclient, RAYCLUSTERS, old, namespace), 60, "the old cluster deleted")
+        assert "DeletedRayCluster" in await reasons(kclient, namespace, "svc")
+        assert "UpdatedService" in await reasons(kclient, namespace, "svc")
+
+
+async def test_pending_cluster_that_never_becomes_healthy_keeps_the_old_one(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, heads):
+        created = await kclient.create(RAYSERVICES, rayservice("svc", namespace))
+        st = await wait_ready(kclient, namespace, "svc")
+        old = st["activeServiceStatus"]["rayClusterName"]
+        heads.failing_imports = {"hello:app": IMPORT_ERROR}  # new heads cannot import the app
+        await patch_spec(kclient, namespace, "svc", {"rayClusterConfig": new_image(created["spec"], "ray:2.53.0")})
+
+        async def failed() -> dict[str, Any] | None:
+            st = await status_of(kclient, namespace, "svc")
+            app = st["pendingServiceStatus"].get("applicationStatuses", {}).get("app1", {})
+            return st if app.get("status") == "DEPLOY_FAILED" else None
+
+        st = await eventually(failed, 60, "the pending cluster's app DEPLOY_FAILED")
+        new = st["pendingServiceStatus"]["rayClusterName"]
+        assert IMPORT_ERROR in st["pendingServiceStatus"]["applicationStatuses"]["app1"]["message"]
+        for _ in range(20):  # 4 s: nothing switches, nothing is deleted
+            st = await status_of(kclient, namespace, "svc")
+            assert st["activeServiceStatus"]["rayClusterName"] == old
+            assert st["pendingServiceStatus"]["rayClusterName"] == new
+            assert cond(st, "Ready")["status"] == "True"
+            assert cond(st, "UpgradeInProgress")["status"] == "True"
+            assert await selector_target(kclient, namespace, "svc-serve-svc") == old
+            assert await selector_target(kclient, namespace, "svc-head-svc") == old
+            assert {c["metadata"]["name"] for c in await clusters_of(kclient, namespace, "svc")} == {old, new}
+            await asyncio.sleep(0.2)
+
+
+async def test_initializing_timeout(sim_cluster: Any, kclient: Client, namespace: str) -> None:
+    async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, heads):
+        heads.failing_imports = {"hello:app": IMPORT_ERROR}
+        s = rayservice("slow", namespace)
+        s["metadata"]["annotations"] = {"ray.io/initializing-timeout": "8s"}
+        await kclient.create(RAYSERVICES, s)
+
+        async def timed_out() -> dict[str, Any] | None:
+            st = await status_of(kclient, namespace, "slow")
+            return st if cond(st, "Ready").get("reason") == "InitializingTimeout" else None
+
+        st = await eventually(timed_out, 90, "Ready=False/InitializingTimeout")
+        ready = cond(st, "Ready")
+        assert ready["status"] == "False"
+        assert ready["message"].startswith(
+            "RayService failed to become ready within the configured timeout of 8s. Time spent initializing: "
+        )
+        assert not st["activeServiceStatus"].get("rayClusterName")
+        assert not st["pendingServiceStatus"].get("rayClusterName")
+        assert "RayServiceInitializingTimeout" in await reasons(kclient, namespace, "slow")
+        # The cluster it was waiting for is deleted after the deletion delay, and nothing recovers it.
+        await eventually(lambda: _no_clusters(kclient, namespace, "slow"), 60, "the cluster deleted")
+        await patch_spec(kclient, namespace, "slow", {"serveConfigV2": SERVE_CONFIG + "# edit\n"})
+        for _ in range(10):
+            st = await status_of(kclient, namespace, "slow")
+            assert cond(st, "Ready")["reason"] == "InitializingTimeout"
+            assert not await clusters_of(kclient, namespace, "slow")
+            await asyncio.sleep(0.3)
+
+
+async def _no_clusters(c: Client, ns: str, name: str) -> bool:
+    items = (await c.list(RAYCLUSTERS, ns, label_selector=f"ray.io/originated-from-cr-name={name}"))["items"]
+    return not items
+
+
+async def test_head_restart_reapplies_serve_config(sim_cluster: Any, kclient: Client, namespace: str) -> None:
+    async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, heads):
+        await kclient.create(RAYSERVICES, rayservice("svc", namespace))
+        st = await wait_ready(kclient, namespace, "svc")
+        cname = st["activeServiceStatus"]["rayClusterName"]
+        fc = heads(cname)
+        assert len(fc.serve_configs) == 1
+        sel = f"ray.io/cluster={cname},ray.io/node-type=head"
+        head = (await kclient.list(PODS, namespace, label_selector=sel))["items"][0]
+        # The head restarts without GCS FT: its Serve applications are gone with it.
+        fc.serve.restart()
+        await kclient.delete(PODS, head["metadata"]["name"], namespace)
+
+        async def new_head() -> bool:
+            pods = (await kclient.list(PODS, namespace, label_selector=sel))["items"]
+            return any(p["metadata"]["uid"] != head["metadata"]["uid"] for p in pods)
+
+        await eventually(new_head, 60, "the RayCluster controller to recreate the head")
+        await eventually(lambda: len(fc.serve_configs) == 2, 60, "the config re-applied to the new head")
+        await eventually(lambda: fc.serve.app_status("app1") == "RUNNING", 30, "app1 RUNNING again")
+        st = await wait_ready(kclient, namespace, "svc")
+        assert st["activeServiceStatus"]["rayClusterName"] == cname
+        assert [c["metadata"]["name"] for c in await clusters_of(kclient, namespace, "svc")] == [cname]
+
+
+async def test_upgrade_strategy_none_never_creates_a_second_cluster(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, heads):
+        created = await kclient.create(RAYSERVICES, rayservice("svc", namespace, upgradeStrategy={"type": "None"}))
+        st = await wait_ready(kclient, namespace, "svc")
+        cname = st["activeServiceStatus"]["rayClusterName"]
+        await patch_spec(kclient, namespace, "svc", {"rayClusterConfig": new_image(created["spec"], "ray:2.53.0")})
+        for _ in range(15):  # 3 s of passes: the cluster-spec change is ignored
+            st = await status_of(kclient, namespace, "svc")
+            assert not st["pendingServiceStatus"].get("rayClusterName")
+            assert cond(st, "UpgradeInProgress")["status"] == "False"
+            await asyncio.sleep(0.2)
+        assert [c["metadata"]["name"] for c in await clusters_of(kclient, namespace, "svc")] == [cname]
+        # serveConfigV2 edits still reach the active cluster.
+        await patch_spec(kclient, namespace, "svc", {"serveConfigV2": SERVE_CONFIG.replace("hi", "hey")})
+        await eventually(lambda: len(heads(cname).serve_configs) == 2, 30, "the serve config applied in place")
+
+
+async def test_zero_downtime_disabled_by_env(sim_cluster: Any, kclient: Client, namespace: str) -> None:
+    env = {"ENABLE_ZERO_DOWNTIME": "FALSE"}
+    async with operator_with_heads(sim_cluster, kclient, namespace, env=env) as (_rt, _heads):
+        created = await kclient.create(RAYSERVICES, rayservice("svc", namespace))
+        st = await wait_ready(kclient, namespace, "svc")
+        cname = st["activeServiceStatus"]["rayClusterName"]
+        await patch_spec(kclient, namespace, "svc", {"rayClusterConfig": new_image(created["spec"], "ray:2.53.0")})
+        for _ in range(10):
+            st = await status_of(kclient, namespace, "svc")
+            assert not st["pendingServiceStatus"].get("rayClusterName")
+            await asyncio.sleep(0.2)
+        assert [c["metadata"]["name"] for c in await clusters_of(kclient, namespace, "svc")] == [cname]
+
+
+async def test_deletion_removes_everything(sim_cluster: Any, kclient: Client, namespace: str) -> None:
+    async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, _heads):
+        await kclient.create(RAYSERVICES, rayservice("svc", namespace))
+        st = await wait_ready(kclient, namespace, "svc")
+        cname = st["activeServiceStatus"]["rayClusterName"]
+        await kclient.delete(RAYSERVICES, "svc", namespace)
+        # The finalizer holds the RayService until its clusters are deleted, then everything is GC'd.
+        await eventually(lambda: gone(kclient, RAYSERVICES, "svc", namespace), 60, "the RayService gone")
+        await eventually(lambda: gone(kclient, RAYCLUSTERS, cname, namespace), 60, "its RayCluster gone")
+        await eventually(lambda: gone(kclient, SERVICES, "svc-head-svc", namespace), 60, "the head Service gone")
+        await eventually(lambda: gone(kclient, SERVICES, "svc-serve-svc", namespace), 60, "the serve Service gone")
+        assert "DeletedRayCluster" in await reasons(kclient, namespace, "svc")
+
+
+async def test_validation_failure_is_an_event_and_a_condition(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, _heads):
+        await kclient.create(RAYSERVICES, rayservice("bad", namespace, upgradeStrategy={"type": "Rolling"}))
+        msg = (
+            "The RayService spec is invalid: Spec.UpgradeStrategy.Type value Rolling is invalid, valid options are "
+            "NewClusterWithIncrementalUpgrade, NewCluster, or None"
+        )
+
+        async def failed() -> dict[str, Any] | None:
+            st = await status_of(kclient, namespace, "bad")
+            return st if cond(st, "Ready").get("reason") == "ValidationFailed" else None
+
+        st = await eventually(failed, 30, "Ready=False/ValidationFailed")
+        assert cond(st, "Ready")["message"] == msg and cond(st, "Ready")["status"] == "False"
+        events = [e for e in await events_for(kclient, namespace, "bad") if e["reason"] == "InvalidRayServiceSpec"]
+        assert events and events[0]["type"] == "Warning" and events[0]["note"] == f"{namespace}/bad: {msg}"
+        assert events[0]["action"] == "Validate"
+        assert not await clusters_of(kclient, namespace, "bad")
+
+
+async def test_suspend_deletes_everything_and_resume_recreates(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, _heads):
+        await kclient.create(RAYSERVICES, rayservice("svc", namespace))
+        st = await wait_ready(kclient, namespace, "svc")
+        cname = st["activeServiceStatus"]["rayClusterName"]
+        await patch_spec(kclient, namespace, "svc", {"suspend": True})
+
+        async def suspended() -> dict[str, Any] | None:
+            st = await status_of(kclient, namespace, "svc")
+            return st if cond(st, "Suspended").get("status") == "True" else None
+
+        st = await eventually(suspended, 60, "Suspended=True")
+        assert cond(st, "Ready")["reason"] == "SuspendComplete" and cond(st, "Suspending")["status"] == "False"
+        await eventually(lambda: gone(kclient, SERVICES, "svc-serve-svc", namespace), 30, "the serve Service gone")
+        await eventually(lambda: _no_clusters(kclient, namespace, "svc"), 60, "the clusters gone")
+        await patch_spec(kclient, namespace, "svc", {"suspend": False})
+        st = await wait_ready(kclient, namespace, "svc", 120)
+        assert cond(st, "Suspended")["reason"] == "RayServiceResumed"
+        assert st["activeServiceStatus"]["rayClusterName"] != cname
+
+
+async def test_black_holed_heads_do_not_delay_the_others(sim_cluster: Any, kclient: Client, namespace: str) -> None:
+    total, dead = 20, {"s00", "s01"}
+    async with operator_with_heads(sim_cluster, kclient, namespace, dead=dead) as (_rt, _heads):
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i in range(total):
+            s = rayservice(f"s{i:02d}", namespace)
+            s["spec"]["rayClusterConfig"]["workerGroupSpecs"] = []
+            await kclient.create(RAYSERVICES, s)
+        ready_at: dict[str, float] = {}
+
+        async def healthy_ready() -> bool:
+            for item in (await kclient.list(RAYSERVICES, namespace))["items"]:
+                name = item["metadata"]["name"]
+                if name not in ready_at and cond(item.get("status") or {}, "Ready").get("status") == "True":
+                    ready_at[name] = loop.time() - start
+            return len([n for n in ready_at if n not in dead]) == total - len(dead)
+
+        await eventually(healthy_ready, 180, "every RayService with a live head Ready")
+        assert not dead & set(ready_at)
+        print(f"\n{total - len(dead)} RayServices Ready; slowest after {max(ready_at.values()):.1f}s")
+        for name in dead:
+            st = await status_of(kclient, namespace, name)
+            assert cond(st, "Ready")["status"] == "False"
