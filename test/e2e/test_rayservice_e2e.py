@@ -226,6 +226,16 @@ def check_or_record(label: str, doc: dict[str, Any], *, partial: bool = False) -
     assert got == want, f"Ray's {label} answer no longer has the fields recorded in {FIXTURE.name}"
 
 
+def check_or_record_error(label: str, body: str) -> None:
+    """Serve's 400 texts are deterministic: equal to the recorded ones (or recorded)."""
+    if RECORD:
+        payload = json.loads(FIXTURE.read_text()) if FIXTURE.exists() else {}
+        payload.setdefault("put_errors", {})[label] = body
+        FIXTURE.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+        return
+    assert body == json.loads(FIXTURE.read_text())["put_errors"][label]
+
+
 async def test_serve_never_started_has_no_applications(client: RayDashboardClient, ray_head: Any) -> None:
     # First test in the module: the head is fresh. An operator seeing this re-submits the config.
     doc = await raw_applications(ray_head)
@@ -283,6 +293,7 @@ async def test_invalid_config_is_refused_with_rays_message(client: RayDashboardC
         await client.update_deployments(yaml.safe_load(bad))
     assert exc.value.status == 400
     assert 'Got invalid import path "nodots"' in exc.value.body
+    check_or_record_error("bad_import_path", exc.value.body)
     # The message the operator puts in its FailedToUpdateServeApplications event:
     assert str(exc.value).startswith("UpdateDeployments fail: 400 Bad Request ")
 
@@ -291,11 +302,13 @@ async def test_invalid_config_is_refused_with_rays_message(client: RayDashboardC
         await client.update_deployments(yaml.safe_load(dup))
     assert exc.value.status == 400
     assert 'Found multiple configs for application "hello"' in exc.value.body
+    check_or_record_error("duplicate_application", exc.value.body)
 
     with pytest.raises(DashboardError) as exc:
         await client.update_deployments({})  # what an empty serveConfigV2 becomes
     assert exc.value.status == 400
     assert "Field required" in exc.value.body
+    check_or_record_error("no_applications_field", exc.value.body)
 
     # Nothing of the refused configs was applied: the running app still answers.
     apps = (await client.get_serve_details()).applications
