@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -84,19 +85,92 @@ _ALLOWED = {
 }
 
 
-def k8s_openapi_dir() -> Path:
-    """The OpenAPI v3 documents of the pinned Kubernetes release, from the Go module cache."""
+def _k8s_version() -> str:
     env = {}
     for line in (REPO / "hack" / "versions.env").read_text().splitlines():
         if "=" in line and not line.lstrip().startswith("#"):
             k, v = line.strip().split("=", 1)
             env[k] = v
-    version = env["K8S_VERSION"]
-    gomodcache = (
+    return env["K8S_VERSION"]
+
+
+def _gomodcache() -> Path:
+    return Path(
         os.environ.get("GOMODCACHE")
         or subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True).stdout.strip()
     )
-    d = Path(gomodcache) / f"k8s.io/kubernetes@v{version}" / "api" / "openapi-spec" / "v3"
+
+
+def k8s_api_types_dir() -> Path:
+    """The Go sources of ``k8s.io/api`` for the pinned release (its ``+default=`` markers)."""
+    version = "0." + _k8s_version().split(".", 1)[1]
+    d = _gomodcache() / f"k8s.io/api@v{version}"
+    if not d.is_dir():
+        subprocess.run(
+            ["go", "mod", "download", f"k8s.io/api@v{version}"],
+            cwd=REPO / "hack" / "k8s-bins",
+            check=True,
+            env={**os.environ, "GOFLAGS": "-mod=mod"},
+        )
+    if not d.is_dir():
+        raise FileNotFoundError(f"k8s.io/api sources not found at {d}")
+    return d
+
+
+_STRUCT = re.compile(r"^type (\w+) struct")
+_DEFAULT_MARKER = re.compile(r"^// \+default=(.*)$")
+_JSON_NAME = re.compile(r'json:"([^,"]*)')
+_INLINE = re.compile(r'^(\w+)\s+`json:",inline')
+
+
+def default_markers(api_dir: Path) -> set[tuple[str, str]]:
+    """(OpenAPI type name, property) pairs whose Go field carries a literal ``+default=`` marker,
+    including fields of structs embedded inline. controller-gen emits only these defaults: the
+    ``default: ""`` the OpenAPI documents put on many other fields is not in upstream's CRDs, and
+    ``+default=ref(...)`` markers are not resolved by it either."""
+    own: dict[str, set[str]] = {}
+    inlined: dict[str, list[str]] = {}
+    for f in sorted(api_dir.rglob("types.go")):
+        rel = f.relative_to(api_dir).parts[:-1]
+        if len(rel) != 2:
+            continue
+        prefix = f"io.k8s.api.{rel[0]}.{rel[1]}."
+        current, marked = "", False
+        for line in f.read_text(encoding="utf-8").splitlines():
+            text = line.strip()
+            m = _STRUCT.match(line)
+            if m:
+                current, marked = prefix + m.group(1), False
+                continue
+            m = _DEFAULT_MARKER.match(text)
+            if m:
+                marked = not m.group(1).startswith("ref(")
+                continue
+            if text.startswith("//") or not current:
+                continue
+            inline = _INLINE.match(text)
+            if inline:
+                inlined.setdefault(current, []).append(prefix + inline.group(1))
+            elif marked:
+                name = _JSON_NAME.search(text)
+                if name:
+                    own.setdefault(current, set()).add(name.group(1))
+            marked = False
+
+    def fields(t: str, seen: frozenset[str] = frozenset()) -> set[str]:
+        out = set(own.get(t, ()))
+        for inner in inlined.get(t, ()):
+            if inner not in seen:
+                out |= fields(inner, seen | {t})
+        return out
+
+    return {(t, p) for t in set(own) | set(inlined) for p in fields(t)}
+
+
+def k8s_openapi_dir() -> Path:
+    """The OpenAPI v3 documents of the pinned Kubernetes release, from the Go module cache."""
+    version = _k8s_version()
+    d = _gomodcache() / f"k8s.io/kubernetes@v{version}" / "api" / "openapi-spec" / "v3"
     if not d.is_dir():
         subprocess.run(
             ["go", "mod", "download", f"k8s.io/kubernetes@v{version}"],
@@ -112,8 +186,9 @@ def k8s_openapi_dir() -> Path:
 class K8sSchemas:
     """Kubernetes OpenAPI component schemas, converted to structural CRD schemas on demand."""
 
-    def __init__(self, openapi_dir: Path | None = None) -> None:
+    def __init__(self, openapi_dir: Path | None = None, markers: set[tuple[str, str]] | None = None) -> None:
         self.defs: dict[str, Schema] = {}
+        self.markers = default_markers(k8s_api_types_dir()) if markers is None else markers
         d = openapi_dir or k8s_openapi_dir()
         for f in sorted(d.glob("*.json")):
             comps = json.loads(f.read_text()).get("components", {}).get("schemas", {})
@@ -131,25 +206,28 @@ class K8sSchemas:
             raise KeyError(f"{name} is not in the Kubernetes OpenAPI of the pinned release")
         return self._convert(self.defs[name], (*stack, name))
 
-    def _convert(self, s: Schema, stack: tuple[str, ...]) -> Schema:
+    def _convert(self, s: Schema, stack: tuple[str, ...], marked: bool = False) -> Schema:
+        """``marked``: the schema is a property whose Go field has a ``+default=`` marker; only then
+        is its (scalar) default kept."""
         if "$ref" in s:
             return self.schema(s["$ref"].rsplit("/", 1)[-1], stack)
         if "allOf" in s and len(s["allOf"]) == 1:
             # A reference with siblings (description, default): the referenced schema wins.
             inner = self._convert(s["allOf"][0], stack)
-            if _is_scalar_default(s.get("default")) and "default" not in inner:
+            if marked and _is_scalar_default(s.get("default")) and "default" not in inner:
                 inner["default"] = s["default"]
             return inner
         out: Schema = {}
+        owner = stack[-1] if stack else ""
         for k, v in s.items():
             if k not in _ALLOWED:
                 continue
             if k == "properties":
-                out[k] = {p: self._convert(ps, stack) for p, ps in sorted(v.items())}
+                out[k] = {p: self._convert(ps, stack, (owner, p) in self.markers) for p, ps in sorted(v.items())}
             elif k in ("items", "additionalProperties") and isinstance(v, dict):
                 out[k] = self._convert(v, stack)
             elif k == "default":
-                if _is_scalar_default(v):
+                if marked and _is_scalar_default(v):
                     out[k] = v
             else:
                 out[k] = v
@@ -297,6 +375,10 @@ def crd(cls: type[View], k8s: K8sSchemas) -> Schema:
     version["schema"] = {"openAPIV3Schema": root}
     if info.status_subresource:
         version["subresources"] = {"status": {}}
+    versions = [version]
+    alpha = V1ALPHA1.get(info.kind)
+    if alpha is not None:
+        versions.append(_v1alpha1(version, printer_columns=alpha))
     names: Schema = {"kind": info.kind, "listKind": info.list_kind, "plural": info.plural, "singular": info.singular}
     if info.categories:
         names["categories"] = list(info.categories)
@@ -306,8 +388,40 @@ def crd(cls: type[View], k8s: K8sSchemas) -> Schema:
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {"name": f"{info.plural}.{info.group}"},
-        "spec": {"group": info.group, "names": names, "scope": info.scope, "versions": [version]},
+        "spec": {"group": info.group, "names": names, "scope": info.scope, "versions": versions},
     }
+
+
+#: Kinds upstream still serves as ray.io/v1alpha1 (served, never stored), and whether that version has
+#: the v1 printer columns. A cluster that once stored v1alpha1 lists it in the CRD's
+#: status.storedVersions, and the API server refuses a CRD without it: replacing upstream's CRDs works
+#: only if it is still served.
+V1ALPHA1: dict[str, bool] = {"RayCluster": True, "RayJob": False, "RayService": False}
+
+
+def _v1alpha1(v1: Schema, *, printer_columns: bool) -> Schema:
+    """The v1alpha1 version entry. There is no conversion webhook (strategy None, as upstream), so a
+    v1alpha1 read is the stored object under another apiVersion: its spec and status are kept as they
+    are (``x-kubernetes-preserve-unknown-fields``) rather than pruned by a second copy of the schema,
+    which would double the size of CRDs already near etcd's object limit."""
+    open_object: Schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    root: Schema = {
+        "type": "object",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": dict(open_object),
+            "status": dict(open_object),
+        },
+    }
+    out: Schema = {"name": "v1alpha1", "served": True, "storage": False}
+    if printer_columns and "additionalPrinterColumns" in v1:
+        out["additionalPrinterColumns"] = json.loads(json.dumps(v1["additionalPrinterColumns"]))
+    out["schema"] = {"openAPIV3Schema": root}
+    if "subresources" in v1:
+        out["subresources"] = {"status": {}}
+    return out
 
 
 def render_crds(kinds: Iterable[type[View]] | None = None, k8s: K8sSchemas | None = None) -> dict[str, list[Schema]]:
