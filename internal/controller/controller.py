@@ -20,7 +20,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from internal.client import ApiError, Resource
+from internal.client import ApiError, Conflict, Resource
 from internal.controller.handlers import MapFunc, for_object
 from internal.controller.metrics import ControllerMetrics
 from internal.controller.predicates import Predicate
@@ -233,8 +233,11 @@ class Controller:
                             "will always be ignored if the error is non-nil and the non-nil error causes "
                             "requeuing with exponential backoff."
                         )
-                    # controller-runtime's message and key: alerts and queries look for them.
-                    log.error(
+                    # controller-runtime's message and key: alerts and queries look for them. A write
+                    # conflict (409: the object changed since it was read) is optimistic concurrency
+                    # working, not a fault: counted as an error like upstream, logged at info level.
+                    log.log(
+                        logging.INFO if isinstance(err, Conflict) else logging.ERROR,
                         "Reconciler error",
                         extra={"error": str(err) or type(err).__name__, "outcome": outcome},
                         exc_info=outcome == "panic",

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from internal import logging as oplog
-from internal.client import Resource
+from internal.client import Conflict, Resource
 from internal.controller import Controller, ControllerOptions, Request, Result
 from internal.informer import Cache
 
@@ -102,6 +102,35 @@ async def test_a_failed_reconcile_logs_reconciler_error_with_the_error_key() -> 
     line = next(orjson.loads(raw) for raw in stream.getvalue().splitlines() if "Reconciler error" in raw)
     assert line["level"] == "error" and line["error"].startswith("cannot reconcile bad")
     assert line["Demo"] == {"name": "bad", "namespace": "ns1"} and line["reconcileID"]
+
+
+class Conflicts:
+    async def reconcile(self, req: Request) -> Result:
+        raise Conflict(f'Operation cannot be fulfilled on demos "{req.name}": the object has been modified')
+
+
+async def test_a_write_conflict_is_requeued_and_logged_at_info_not_error() -> None:
+    """409s are optimistic concurrency at work: still a "Reconciler error" (and counted as one, as
+    upstream does), but not at error level, where they would page someone."""
+    stream = io.StringIO()
+    oplog.configure("json", "info", stream=stream)
+    try:
+        c = Controller("demo", Conflicts(), Cache(client=None), ControllerOptions())  # type: ignore[arg-type]
+        c.for_resource = DEMOS
+        task = asyncio.create_task(c.run())
+        c.queue.add(Request("ns1", "busy"))
+
+        async def logged() -> None:
+            while "Reconciler error" not in stream.getvalue():
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(logged(), 5)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    finally:
+        logging.getLogger().handlers.clear()
+    line = next(orjson.loads(raw) for raw in stream.getvalue().splitlines() if "Reconciler error" in raw)
+    assert line["level"] == "info" and "the object has been modified" in line["error"]
 
 
 def test_console_prints_an_object_reference_as_namespace_slash_name() -> None:
