@@ -333,3 +333,50 @@ async def test_empty_application_list_leaves_zero_applications(
     assert status == 404  # Serve and its proxy stay up, with no route
     assert await get_text(base + "/-/healthz") == (200, "success")
     check_or_record("no_applications", await raw_applications(ray_head))
+
+
+SAMPLES = REPO / "config" / "samples"
+SAMPLE_APPS_DIR = "local:///home/ray/serve-apps"  # where the samples mount their ConfigMap
+
+
+def sample_serve_config(path: Path, apps_dir: Path) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The applications of a RayService sample's ``serveConfigV2`` and its ConfigMap's files, with the
+    mount path replaced by ``apps_dir`` (the ConfigMap written out, as the kubelet would mount it)."""
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    service = next(d for d in docs if d["kind"] == "RayService")
+    files: dict[str, str] = {}
+    for cm in (d for d in docs if d["kind"] == "ConfigMap"):
+        files.update(cm["data"])
+    text = service["spec"]["serveConfigV2"].replace(SAMPLE_APPS_DIR, f"local://{apps_dir}")
+    apps: list[dict[str, Any]] = yaml.safe_load(text)["applications"]
+    for app in apps:  # see serve_loopback.py: only the test host needs it
+        app["runtime_env"].setdefault("env_vars", {})[SETUP_HOOK_ENV] = "serve_loopback.bind_loopback"
+    return apps, files
+
+
+async def get_json(url: str) -> Any:
+    async with aiohttp.ClientSession() as s, s.get(url, timeout=HTTP_TIMEOUT) as r:
+        assert r.status == 200, await r.text()
+        return await r.json()
+
+
+async def test_the_rayservice_samples_serve_on_real_ray(
+    client: RayDashboardClient, serve_port: int, tmp_path: Path
+) -> None:
+    apps: list[dict[str, Any]] = []
+    for name in ("ray-service.sample.yaml", "ray-service.multi-app.yaml"):
+        more, files = sample_serve_config(SAMPLES / name, tmp_path)
+        apps += more
+        for fname, code in files.items():
+            (tmp_path / fname).write_text(code)
+    (tmp_path / "serve_loopback.py").write_text((APPS_DIR / "serve_loopback.py").read_text())
+    config = {"http_options": {"host": "127.0.0.1", "port": serve_port}, "applications": apps}
+    await apply(client, yaml.safe_dump(config))
+    await wait_apps(client, {"greeter": "RUNNING", "fruit": "RUNNING", "calc": "RUNNING"})
+
+    base = f"http://127.0.0.1:{serve_port}"
+    await answers(base + "/?name=Ray", "Hello, Ray!")
+    assert await get_json(base + "/fruit?fruit=mango&amount=2") == {"fruit": "mango", "amount": 2, "total": 6.0}
+    assert await get_json(base + "/fruit?fruit=kiwi") == {"fruit": "kiwi", "error": "not sold here"}
+    assert await get_json(base + "/calc?op=mul&a=6&b=7") == {"op": "mul", "result": 42.0}
+    assert await get_json(base + "/calc?op=add&a=0.123&b=1") == {"op": "add", "result": 1.12}
