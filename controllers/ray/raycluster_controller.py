@@ -22,12 +22,15 @@ from typing import Any
 
 from api.config.v1alpha1 import Configuration
 from api.v1 import validation as v
+from api.v1._goutil import atoi
 from api.v1.errors import ValidationError
+from api.v1.raycluster_types import RayClusterStatus
 from controllers.ray.common import gcs_ft, rbac, service
 from controllers.ray.common import pod as podb
 from controllers.ray.expectations import HEAD_GROUP, Action, ScaleExpectations
 from controllers.ray.metrics import RayClusterMetrics
 from controllers.ray.utils import constants as C
+from controllers.ray.utils import gojson
 from controllers.ray.utils import util as U
 from controllers.ray.utils.constants import EventReason as R
 from internal.client import AlreadyExists, ApiError, Client, NotFound
@@ -52,6 +55,8 @@ Obj = dict[str, Any]
 DEFAULT_REQUEUE = 2.0
 REDIS_CLEANUP_WAIT = 10.0
 MANAGED_BY = "ray.io/kuberay-operator"
+# events.k8s.io actions
+CREATE, DELETE, UPDATE, VALIDATE = "Create", "Delete", "Update", "Validate"
 
 # Condition types and reasons (api/v1 has them as enums; plain strings keep the JSON obvious here).
 HEAD_POD_READY = "HeadPodReady"
@@ -88,6 +93,22 @@ def _pod_ready(pod: Mapping[str, Any]) -> bool:
     return False
 
 
+def check_all_pods_running(pods: Sequence[Mapping[str, Any]]) -> bool:
+    """CheckAllPodsRunning: some pods, all Running, none with a Ready condition that is not True (a
+    pod without a Ready condition counts as ready)."""
+    if not pods:
+        return False
+    for p in pods:
+        if _phase(p) != "Running":
+            return False
+        if any(
+            c.get("type") == "Ready" and c.get("status") != "True"
+            for c in (p.get("status") or {}).get("conditions") or ()
+        ):
+            return False
+    return True
+
+
 def _deleting(obj: Mapping[str, Any]) -> bool:
     return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
 
@@ -105,6 +126,8 @@ def set_condition(
             c["message"] = message
             if generation is not None:
                 c["observedGeneration"] = generation
+            else:
+                c.pop("observedGeneration", None)
             return
     cond: Obj = {"type": ctype, "status": status, "reason": reason, "message": message, "lastTransitionTime": _now()}
     if generation is not None:
@@ -171,7 +194,11 @@ class RayClusterOptions:
 
     @property
     def default_requeue(self) -> float:
-        return float(self.env.get("RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV") or 300)
+        """``strconv.Atoi(RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV)``, 300 when unset or not an integer."""
+        try:
+            return float(atoi(self.env.get(C.RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV, "")))
+        except ValueError:
+            return float(C.RAYCLUSTER_DEFAULT_REQUEUE_SECONDS)
 
 
 class RayClusterReconciler:
@@ -224,28 +251,30 @@ class RayClusterReconciler:
         try:
             v.validate_ray_cluster_metadata(cluster)
         except ValidationError as e:
-            self.recorder.event(cluster, "Warning", R.INVALID_RAY_CLUSTER_METADATA, str(e), action="Validate")
+            self.recorder.event(cluster, "Warning", R.INVALID_RAY_CLUSTER_METADATA, str(e), action=VALIDATE)
             return Result()
         try:
             v.validate_ray_cluster_spec(spec, cluster["metadata"].get("annotations"), self._features)
             v.validate_ray_cluster_upgrade_options(cluster)
         except ValidationError as e:
-            self.recorder.event(cluster, "Warning", R.INVALID_RAY_CLUSTER_SPEC, str(e), action="Validate")
+            self.recorder.event(cluster, "Warning", R.INVALID_RAY_CLUSTER_SPEC, str(e), action=VALIDATE)
             return Result()
         try:
             v.validate_ray_cluster_status(cluster)
         except ValidationError as e:
-            self.recorder.event(cluster, "Warning", R.INVALID_RAY_CLUSTER_STATUS, str(e), action="Validate")
+            self.recorder.event(cluster, "Warning", R.INVALID_RAY_CLUSTER_STATUS, str(e), action=VALIDATE)
             raise
 
-        if U.is_gcs_fault_tolerance_enabled(cluster) or (cluster["metadata"].get("finalizers") or []):
+        # The Redis cleanup finalizer is handled only while cleanup is on and FT is enabled: a finalizer
+        # left from an earlier FT spec, or with ENABLE_GCS_FT_REDIS_CLEANUP=false, is left alone.
+        if U.is_gcs_ft_redis_cleanup_enabled(self.options.env) and U.is_gcs_fault_tolerance_enabled(cluster):
             done = await self._reconcile_gcs_ft_finalizer(cluster)
             if done is not None:
                 return done
         if _deleting(cluster):
             return Result()
 
-        old_status = dict(cluster.get("status") or {})
+        old_status = gojson.normalise(cluster.get("status"), RayClusterStatus)
         reconcile_err: Exception | None = None
         try:
             for step in (
@@ -258,17 +287,21 @@ class RayClusterReconciler:
                 self._reconcile_pods,
             ):
                 await step(cluster)
-        except ApiError as e:
-            reconcile_err = e
-        except ReplicaError as e:
-            reconcile_err = e
-        except _Retry as e:
+        except (ApiError, ReconcileError) as e:
             reconcile_err = e
 
-        new_status = self.calculate_status(cluster, reconcile_err)
-        changed = inconsistent_status(old_status, new_status)
-        if changed:
-            await self._update_status(cluster, old_status, new_status)
+        # calculateStatus errors (no head Service yet, several heads) skip the status write.
+        changed = False
+        try:
+            new_status = gojson.normalise(self.calculate_status(cluster, reconcile_err), RayClusterStatus)
+        except _Retry as e:
+            log.info("RayCluster %s: not writing the status: %s", request, e)
+            if reconcile_err is None:
+                reconcile_err = e
+        else:
+            changed = inconsistent_status(old_status, new_status)
+            if changed:
+                await self._update_status(cluster, old_status, new_status)
         if reconcile_err is not None:
             raise reconcile_err
         return Result(requeue_after=DEFAULT_REQUEUE if changed else self.options.default_requeue)
@@ -321,6 +354,7 @@ class RayClusterReconciler:
                 "Warning",
                 R.FORCE_DELETED_STUCK_CLUSTER,
                 f"Force-removed the finalizer after {timeout}s: the Redis cleanup Job did not finish.",
+                action=DELETE,
             )
             await self._remove_finalizer(cluster, C.GCS_FAULT_TOLERANCE_REDIS_CLEANUP_FINALIZER)
             return Result()
@@ -340,11 +374,18 @@ class RayClusterReconciler:
                 "Normal",
                 R.CREATED_REDIS_CLEANUP_JOB,
                 f"Created Redis cleanup Job {ns}/{job['metadata']['name']}",
+                action=CREATE,
             )
         except AlreadyExists:
             pass
         except ApiError as e:
-            self.recorder.event(cluster, "Warning", R.FAILED_TO_CREATE_REDIS_CLEANUP_JOB, str(e))
+            self.recorder.event(
+                cluster,
+                "Warning",
+                R.FAILED_TO_CREATE_REDIS_CLEANUP_JOB,
+                f"Failed to create Redis cleanup Job {ns}/{job['metadata']['name']}, {e}",
+                action=CREATE,
+            )
             raise
         return Result(requeue_after=DEFAULT_REQUEUE)
 
@@ -373,9 +414,11 @@ class RayClusterReconciler:
         except AlreadyExists:
             return None
         except ApiError as e:
-            self.recorder.event(cluster, "Warning", failed, f"Failed to create {r.kind} {ns}/{_name_of(obj)}: {e}")
+            self.recorder.event(
+                cluster, "Warning", failed, f"Failed creating {r.kind} {ns}/{_name_of(obj)}, {e}", action=CREATE
+            )
             raise
-        self.recorder.event(cluster, "Normal", ok, f"Created {r.kind} {ns}/{out['metadata']['name']}")
+        self.recorder.event(cluster, "Normal", ok, f"Created {r.kind} {ns}/{out['metadata']['name']}", action=CREATE)
         return out
 
     async def _reconcile_autoscaler_rbac(self, cluster: Obj) -> None:
@@ -387,7 +430,7 @@ class RayClusterReconciler:
         if await self._get_or_none(res.SERVICEACCOUNTS, sa_name, ns) is None:
             if named:
                 msg = f"The autoscaler ServiceAccount {ns}/{sa_name} named in the head template does not exist."
-                self.recorder.event(cluster, "Warning", R.AUTOSCALER_SERVICE_ACCOUNT_NOT_FOUND, msg)
+                self.recorder.event(cluster, "Warning", R.AUTOSCALER_SERVICE_ACCOUNT_NOT_FOUND, msg, action=CREATE)
                 raise _Retry(msg)
             await self._create(
                 res.SERVICEACCOUNTS,
@@ -491,31 +534,41 @@ class RayClusterReconciler:
         return self.cache.list(res.PODS, meta["namespace"], labels={C.RAY_CLUSTER_LABEL_KEY: meta["name"], **labels})
 
     async def _delete_pod(
-        self, cluster: Obj, pod: Mapping[str, Any], group: str, ok: str, failed: str, why: str
+        self, cluster: Obj, pod: Mapping[str, Any], group: str, ok: str, failed: str, why: str, missing_ok: bool = True
     ) -> bool:
+        """Delete one pod, expect its deletion and record the event; False when it was already gone
+        (an error instead with ``missing_ok=False``, as upstream's unhealthy-pod path has it)."""
         meta = cluster["metadata"]
-        name = pod["metadata"]["name"]
+        ns, name = meta["namespace"], pod["metadata"]["name"]
         try:
-            await self.client.delete(res.PODS, name, meta["namespace"])
-        except NotFound:
+            await self.client.delete(res.PODS, name, ns)
+        except NotFound as e:
+            if not missing_ok:
+                self.recorder.event(cluster, "Warning", failed, f"Failed deleting Pod {ns}/{name}, {e}", action=DELETE)
+                raise ReplicaError(_delete_marker(group), str(e)) from e
             return False
         except ApiError as e:
-            self.recorder.event(cluster, "Warning", failed, f"Failed deleting pod {meta['namespace']}/{name}: {e}")
-            raise ReplicaError("FailedDeleteHeadPod" if group == HEAD_GROUP else "FailedDeleteWorkerPod", str(e)) from e
-        self.expectations.expect(meta["namespace"], meta["name"], group, name, Action.DELETE)
-        self.recorder.event(cluster, "Normal", ok, f"Deleted pod {meta['namespace']}/{name}. {why}".strip())
+            self.recorder.event(cluster, "Warning", failed, f"Failed deleting Pod {ns}/{name}, {e}", action=DELETE)
+            raise ReplicaError(_delete_marker(group), str(e)) from e
+        self.expectations.expect(ns, meta["name"], group, name, Action.DELETE)
+        self.recorder.event(cluster, "Normal", ok, f"Deleted Pod {ns}/{name}{'; ' + why if why else ''}", action=DELETE)
         return True
 
-    async def _delete_all_pods(self, cluster: Obj, selector: str, reason: str, message: str) -> None:
+    async def _delete_all_pods(
+        self, cluster: Obj, labels: Mapping[str, str], failed: str, marker: str, reason: str, message: str
+    ) -> None:
+        """deleteAllPods (DeleteAllOf only while some matching pod is not terminating), then the
+        caller's event, which upstream records on every pass."""
         meta = cluster["metadata"]
-        live = [p for p in self._pods(cluster) if not _deleting(p)]
-        try:
-            await self.client.delete_collection(res.PODS, meta["namespace"], label_selector=selector)
-        except ApiError as e:
-            self.recorder.event(cluster, "Warning", R.FAILED_TO_DELETE_POD_COLLECTION, str(e))
-            raise ReplicaError("FailedDeleteAllPods", str(e)) from e
-        if live:
-            self.recorder.event(cluster, "Normal", reason, message)
+        pods = self.cache.list(res.PODS, meta["namespace"], labels=dict(labels))
+        if any(not _deleting(p) for p in pods):
+            selector = ",".join(f"{k}={v}" for k, v in labels.items())
+            try:
+                await self.client.delete_collection(res.PODS, meta["namespace"], label_selector=selector)
+            except ApiError as e:
+                self.recorder.event(cluster, "Warning", failed, f"{message} failed: {e}", action=DELETE)
+                raise ReplicaError(marker, str(e)) from e
+        self.recorder.event(cluster, "Normal", reason, message, action=DELETE)
 
     async def _create_pod(self, cluster: Obj, pod: Obj, group: str) -> None:
         meta = cluster["metadata"]
@@ -524,44 +577,60 @@ class RayClusterReconciler:
             out = await self.client.create(res.PODS, pod, meta["namespace"])
         except ApiError as e:
             reason = R.FAILED_TO_CREATE_HEAD_POD if head else R.FAILED_TO_CREATE_WORKER_POD
-            self.recorder.event(cluster, "Warning", reason, f"Failed to create {'head' if head else 'worker'} Pod: {e}")
+            what = f"head Pod {meta['namespace']}/{_name_of(pod)}" if head else "worker Pod for the cluster"
+            self.recorder.event(cluster, "Warning", reason, f"Failed to create {what}, {e}", action=CREATE)
             raise ReplicaError("FailedCreateHeadPod" if head else "FailedCreateWorkerPod", str(e)) from e
         name = out["metadata"]["name"]
         self.expectations.expect(meta["namespace"], meta["name"], group, name, Action.CREATE)
         reason = R.CREATED_HEAD_POD if head else R.CREATED_WORKER_POD
         what = "head" if head else "worker"
-        self.recorder.event(cluster, "Normal", reason, f"Created {what} Pod {meta['namespace']}/{name}")
+        self.recorder.event(cluster, "Normal", reason, f"Created {what} Pod {meta['namespace']}/{name}", action=CREATE)
 
     async def _reconcile_pods(self, cluster: Obj) -> None:
         meta, spec, status = cluster["metadata"], cluster["spec"], cluster.get("status") or {}
         ns, name = meta["namespace"], meta["name"]
-        conditions_on = self.options.gates.enabled("RayClusterStatusConditions")
-        suspending = condition_true(status, SUSPENDING) if conditions_on else bool(spec.get("suspend"))
-        if suspending:
+        all_pods = {C.RAY_CLUSTER_LABEL_KEY: name}
+        gate = self.options.gates.enabled("RayClusterStatusConditions")
+        suspend_status = _suspend_status(status.get("conditions") or ())
+        if suspend_status == SUSPENDING or (not gate and spec.get("suspend") is True):
             await self._delete_all_pods(
                 cluster,
-                f"{C.RAY_CLUSTER_LABEL_KEY}={name}",
+                all_pods,
+                R.FAILED_TO_DELETE_POD_COLLECTION,
+                "FailedDeleteAllPods",
                 R.DELETED_POD,
                 f"Deleted Pods for RayCluster {ns}/{name} due to suspension",
             )
+            return
+        if gate and (suspend_status == SUSPENDED or spec.get("suspend") is True):
+            return  # suspended, or about to be (the status write sets Suspending first)
+
+        if await self._should_recreate_pods_for_upgrade(cluster):
+            await self._delete_all_pods(
+                cluster,
+                all_pods,
+                R.FAILED_TO_DELETE_POD_COLLECTION,
+                "FailedDeleteAllPods",
+                R.DELETED_POD,
+                f"Deleted all Pods for RayCluster {ns}/{name} due to spec change with Recreate upgradeStrategy",
+            )
             self.expectations.delete_cluster(ns, name)
             return
-        if condition_true(status, SUSPENDED) or spec.get("suspend"):
-            return
 
-        # Recreate upgrades.
+        # Head. Terminating pods are listed too, as upstream's cache lists them.
         head_pods = self._pods(cluster, **{C.RAY_NODE_TYPE_LABEL_KEY: C.RayNodeType.HEAD.value})
-        recreate = (spec.get("upgradeStrategy") or {}).get("type") == "Recreate"
-        if recreate and head_pods and await self._recreate_if_spec_changed(cluster, head_pods[0]):
-            return
-
-        # Head.
         if self.expectations.is_satisfied(ns, name, HEAD_GROUP):
             if len(head_pods) == 1:
                 delete, why = should_delete_pod(head_pods[0], _ray_container_name(head_pods[0]))
-                if delete and not _deleting(head_pods[0]):
+                if delete:
                     await self._delete_pod(
-                        cluster, head_pods[0], HEAD_GROUP, R.DELETED_HEAD_POD, R.FAILED_TO_DELETE_HEAD_POD, why
+                        cluster,
+                        head_pods[0],
+                        HEAD_GROUP,
+                        R.DELETED_HEAD_POD,
+                        R.FAILED_TO_DELETE_HEAD_POD,
+                        why,
+                        missing_ok=False,
                     )
                     raise _Retry(why)
             elif not head_pods:
@@ -575,60 +644,61 @@ class RayClusterReconciler:
                     )
                     await self._create_pod(cluster, pod, HEAD_GROUP)
             else:
-                raise _Retry(f"{len(head_pods)} head pods found for RayCluster {ns}/{name}; expected one")
+                names = [p["metadata"]["name"] for p in head_pods]
+                raise _Retry(f"{len(head_pods)} head pods found {names}. Please delete extra head pods")
 
-        autoscaling = U.is_autoscaling_enabled(cluster)
-        random_delete = U.is_random_pod_delete_enabled(self.options.env)
+        autoscaling = bool(U.is_autoscaling_enabled(cluster))
+        random_delete = autoscaling and U.is_random_pod_delete_enabled(self.options.env)
         for group in U.worker_group_specs(cluster):
             gname = str(group.get("groupName") or "")
             if not self.expectations.is_satisfied(ns, name, gname):
                 continue
-            pods = self._pods(
-                cluster, **{C.RAY_NODE_GROUP_LABEL_KEY: gname, C.RAY_NODE_TYPE_LABEL_KEY: C.RayNodeType.WORKER.value}
-            )
+            group_pods = {C.RAY_CLUSTER_LABEL_KEY: name, C.RAY_NODE_GROUP_LABEL_KEY: gname}
+            pods = self._pods(cluster, **{C.RAY_NODE_GROUP_LABEL_KEY: gname})
             if group.get("suspend") is True:
-                if pods:
-                    await self._delete_all_pods(
-                        cluster,
-                        f"{C.RAY_CLUSTER_LABEL_KEY}={name},{C.RAY_NODE_GROUP_LABEL_KEY}={gname}",
-                        R.DELETED_WORKER_POD,
-                        f"Deleted all pods of suspended worker group {gname} of RayCluster {ns}/{name}",
-                    )
+                await self._delete_all_pods(
+                    cluster,
+                    group_pods,
+                    R.FAILED_TO_DELETE_WORKER_POD_COLLECTION,
+                    "FailedDeleteWorkerPod",
+                    R.DELETED_WORKER_POD,
+                    f"Deleted all pods for suspended worker group {gname} in RayCluster {ns}/{name}",
+                )
                 continue
-            hosts = max(1, U.as_int(group.get("numOfHosts"), 1))
-            if hosts > 1 and self.options.gates.enabled("RayMultiHostIndexing"):
-                await self._reconcile_multi_host_group(cluster, group, pods, autoscaling or False, random_delete)
+            if U.as_int(group.get("numOfHosts"), 1) > 1 and self.options.gates.enabled("RayMultiHostIndexing"):
+                await self._reconcile_multi_host_group(cluster, group, pods, autoscaling, random_delete)
                 continue
-            await self._reconcile_group(cluster, group, pods, autoscaling or False, random_delete)
+            await self._reconcile_group(cluster, group, pods, autoscaling, random_delete)
 
     async def _reconcile_group(
         self, cluster: Obj, group: Obj, pods: Sequence[Mapping[str, Any]], autoscaling: bool, random_delete: bool
     ) -> None:
+        """One single-host worker group. Pods being deleted still count towards the group's size, so a
+        draining pod is not replaced before it is gone."""
         ns, name = cluster["metadata"]["namespace"], cluster["metadata"]["name"]
         gname = str(group.get("groupName") or "")
-        live = [p for p in pods if not _deleting(p)]
-        deleted = 0
-        for p in live:
+        deleted: set[str] = set()
+        for p in pods:
             delete, why = should_delete_pod(p, _ray_container_name(p))
-            if delete and await self._delete_pod(
-                cluster, p, gname, R.DELETED_WORKER_POD, R.FAILED_TO_DELETE_WORKER_POD, why
-            ):
-                deleted += 1
+            if delete:
+                deleted.add(p["metadata"]["name"])
+                await self._delete_pod(
+                    cluster, p, gname, R.DELETED_WORKER_POD, R.FAILED_TO_DELETE_WORKER_POD, why, missing_ok=False
+                )
         if deleted:
-            raise _Retry(f"delete {deleted} unhealthy worker Pods")
-        to_delete = set((group.get("scaleStrategy") or {}).get("workersToDelete") or ())
-        for p in live:
-            if p["metadata"]["name"] in to_delete and await self._delete_pod(
-                cluster, p, gname, R.DELETED_WORKER_POD, R.FAILED_TO_DELETE_WORKER_POD, "listed in workersToDelete"
-            ):
-                deleted += 1
-        remaining = [p for p in live if p["metadata"]["name"] not in to_delete]
+            raise _Retry(f"delete {len(deleted)} unhealthy worker Pods")
+        # Every name in workersToDelete is deleted, whatever replicas says; an absent pod is fine.
+        for pod_name in (group.get("scaleStrategy") or {}).get("workersToDelete") or ():
+            target = {"metadata": {"name": pod_name, "namespace": ns}}
+            if await self._delete_pod(cluster, target, gname, R.DELETED_WORKER_POD, R.FAILED_TO_DELETE_WORKER_POD, ""):
+                deleted.add(pod_name)
+        remaining = [p for p in pods if p["metadata"]["name"] not in deleted]
         desired = U.get_worker_group_desired_replicas(group)
-        diff = desired - (len(live) - deleted)
+        diff = desired - len(remaining)
+        log.debug("group %s of %s/%s: desired %d, running %d, diff %d", gname, ns, name, desired, len(remaining), diff)
+        indexing = self.options.gates.enabled("RayMultiHostIndexing")
         if diff > 0:
-            used = {
-                U.as_int((p["metadata"].get("labels") or {}).get(C.RAY_WORKER_REPLICA_INDEX_KEY), -1) for p in remaining
-            }
+            used = _replica_indices(remaining) if indexing else set()
             index = 0
             for _ in range(diff):
                 while index in used:
@@ -644,55 +714,65 @@ class RayClusterReconciler:
                 )
                 await self._create_pod(cluster, pod, gname)
         elif diff < 0 and (not autoscaling or random_delete):
+            # Without the autoscaler (or with ENABLE_RANDOM_POD_DELETE) the first pods in the list go;
+            # otherwise the autoscaler is the only one that scales down.
             for p in remaining[:-diff]:
-                await self._delete_pod(
-                    cluster, p, gname, R.DELETED_WORKER_POD, R.FAILED_TO_DELETE_WORKER_POD, "scaling down"
-                )
-        log.debug("group %s of %s/%s: desired %d, live %d, diff %d", gname, ns, name, desired, len(live), diff)
+                if not await self._delete_pod(
+                    cluster, p, gname, R.DELETED_WORKER_POD, R.FAILED_TO_DELETE_WORKER_POD, ""
+                ):
+                    self.expectations.expect(ns, name, gname, p["metadata"]["name"], Action.DELETE)
 
     async def _reconcile_multi_host_group(
         self, cluster: Obj, group: Obj, pods: Sequence[Mapping[str, Any]], autoscaling: bool, random_delete: bool
     ) -> None:
+        """reconcileMultiHostWorkerGroup: whole replicas (pods sharing a replica name) are created and
+        deleted together. Pods without a replica-name label are not part of any replica: they are
+        neither counted nor deleted."""
         gname = str(group.get("groupName") or "")
         hosts = U.as_int(group.get("numOfHosts"), 1)
-        live = [p for p in pods if not _deleting(p)]
         replicas: dict[str, list[Mapping[str, Any]]] = {}
-        for p in live:
-            replicas.setdefault(_labels(p).get(C.RAY_WORKER_REPLICA_NAME_KEY, ""), []).append(p)
+        for p in pods:
+            replica = _labels(p).get(C.RAY_WORKER_REPLICA_NAME_KEY)
+            if replica is not None:
+                replicas.setdefault(replica, []).append(p)
 
         async def delete_replica(members: Sequence[Mapping[str, Any]], why: str) -> None:
             for p in members:
                 await self._delete_pod(cluster, p, gname, R.DELETED_WORKER_POD, R.FAILED_TO_DELETE_WORKER_POD, why)
 
-        broken = [r for r, members in replicas.items() if len(members) < hosts]
-        for r in broken:
-            await delete_replica(replicas[r], f"replica {r} has fewer than {hosts} hosts")
-        if broken:
-            raise _Retry(f"deleted {len(broken)} incomplete multi-host replicas of group {gname}")
-        unhealthy = [
-            r
-            for r, members in replicas.items()
-            if any(should_delete_pod(p, _ray_container_name(p))[0] for p in members)
-        ]
-        for r in unhealthy:
-            await delete_replica(replicas[r], f"replica {r} has an unhealthy host")
-        to_delete = set((group.get("scaleStrategy") or {}).get("workersToDelete") or ())
-        doomed = [
-            r
-            for r, members in replicas.items()
-            if r not in unhealthy and any(p["metadata"]["name"] in to_delete for p in members)
-        ]
-        for r in doomed:
-            await delete_replica(replicas[r], "a host is listed in workersToDelete")
+        for r, members in replicas.items():
+            if len(members) < hosts:
+                await delete_replica(members, "cleanup of incomplete multi-host group")
+                raise _Retry(f"cleaned up incomplete replica group {r}, requeueing")
+        deleted: set[str] = set()
+        for p in pods:
+            if p["metadata"]["name"] in deleted:
+                continue
+            delete, why = should_delete_pod(p, _ray_container_name(p))
+            same_replica = replicas.get(_labels(p).get(C.RAY_WORKER_REPLICA_NAME_KEY, ""))
+            if delete and same_replica is not None:
+                await delete_replica(same_replica, why)
+                deleted.update(m["metadata"]["name"] for m in same_replica)
+        to_delete = (group.get("scaleStrategy") or {}).get("workersToDelete") or ()
+        doomed: dict[str, Mapping[str, Any]] = {}
+        for pod_name in to_delete:
+            for p in pods:
+                if p["metadata"]["name"] == pod_name:
+                    for m in replicas.get(_labels(p).get(C.RAY_WORKER_REPLICA_NAME_KEY, ""), ()):
+                        doomed[m["metadata"]["name"]] = m
+                    break
         if doomed:
-            raise _Retry(f"deleted {len(doomed)} multi-host replicas listed in workersToDelete")
+            await delete_replica(list(doomed.values()), "autoscaler scale-down request")
+            raise _Retry(f"deleted {len(doomed)} worker Pods based on ScaleStrategy, requeueing")
+        healthy = {
+            r: members for r, members in replicas.items() if not any(m["metadata"]["name"] in deleted for m in members)
+        }
         desired = U.get_worker_group_desired_replicas(group)
         if desired % hosts != 0:
-            raise _Retry(f"desired workers {desired} of group {gname} is not a multiple of numOfHosts {hosts}")
-        healthy = {r: m for r, m in replicas.items() if r not in unhealthy}
+            raise _Retry(f"desired worker pods ({desired}) is not a multiple of NumOfHosts ({hosts}) for group {gname}")
         diff = desired // hosts - len(healthy)
         if diff > 0:
-            used = {U.as_int(_labels(m[0]).get(C.RAY_WORKER_REPLICA_INDEX_KEY), -1) for m in healthy.values()}
+            used = _replica_indices([members[0] for members in healthy.values()])
             index = 0
             for _ in range(diff):
                 while index in used:
@@ -715,50 +795,49 @@ class RayClusterReconciler:
             for r in list(healthy)[:-diff]:
                 await delete_replica(healthy[r], "scaling down")
 
-    async def _recreate_if_spec_changed(self, cluster: Obj, head: Mapping[str, Any]) -> bool:
+    async def _should_recreate_pods_for_upgrade(self, cluster: Obj) -> bool:
+        """shouldRecreatePodsForUpgrade: only with upgradeStrategy Recreate, when the head pod's hash
+        differs. A head pod from another KubeRay version is re-annotated instead of recreated."""
+        spec, meta = cluster["spec"], cluster["metadata"]
+        if (spec.get("upgradeStrategy") or {}).get("type") != "Recreate":
+            return False
+        heads = self._pods(cluster, **{C.RAY_NODE_TYPE_LABEL_KEY: C.RayNodeType.HEAD.value})
+        if not heads:
+            return False
+        head = heads[0]
         ann = (head.get("metadata") or {}).get("annotations") or {}
+        want = U.generate_hash_without_replicas_and_workers_to_delete(spec)
         version = ann.get(C.KUBERAY_VERSION_ANNOTATION_KEY, "")
-        want = U.generate_hash_without_replicas_and_workers_to_delete(cluster["spec"])
-        meta = cluster["metadata"]
         if version and version != C.KUBERAY_VERSION:
-            await self.client.patch(
-                res.PODS,
-                head["metadata"]["name"],
-                {
-                    "metadata": {
-                        "annotations": {
-                            C.UPGRADE_STRATEGY_RECREATE_HASH_KEY: want,
-                            C.KUBERAY_VERSION_ANNOTATION_KEY: C.KUBERAY_VERSION,
-                        }
-                    }
-                },
-                meta["namespace"],
-            )
+            patch = {C.UPGRADE_STRATEGY_RECREATE_HASH_KEY: want, C.KUBERAY_VERSION_ANNOTATION_KEY: C.KUBERAY_VERSION}
+            try:
+                await self.client.patch(
+                    res.PODS, head["metadata"]["name"], {"metadata": {"annotations": patch}}, meta["namespace"]
+                )
+            except ApiError as e:  # upstream logs the failed update and goes on
+                log.warning("failed to update the head pod annotations after a KubeRay version change: %s", e)
             return False
         have = ann.get(C.UPGRADE_STRATEGY_RECREATE_HASH_KEY, "")
-        if have and have != want:
-            await self._delete_all_pods(
-                cluster,
-                f"{C.RAY_CLUSTER_LABEL_KEY}={meta['name']}",
-                R.DELETED_POD,
-                f"Deleted all Pods of RayCluster {meta['namespace']}/{meta['name']}: its spec changed (Recreate)",
-            )
-            self.expectations.delete_cluster(meta["namespace"], meta["name"])
-            return True
-        return False
+        return bool(have) and have != want
 
     # ---- status ----------------------------------------------------------------------------------
 
     def calculate_status(self, cluster: Obj, reconcile_err: Exception | None) -> Obj:
+        """calculateStatus, step by step. Raises :class:`_Retry` where upstream returns a calculate
+        error (several head pods or head Services, no head Service, an empty ClusterIP): the reconcile
+        then writes no status."""
         meta, spec = cluster["metadata"], cluster["spec"]
+        old_state = (cluster.get("status") or {}).get("state")
         status: Obj = thaw(cluster.get("status") or {})
         conditions: list[Obj] = status.setdefault("conditions", [])
-        gen = meta.get("generation")
-        if isinstance(reconcile_err, ReplicaError):
-            set_condition(conditions, REPLICA_FAILURE, "True", reconcile_err.reason, str(reconcile_err))
-        elif reconcile_err is None:
-            conditions[:] = [c for c in conditions if c.get("type") != REPLICA_FAILURE]
-        status["observedGeneration"] = gen
+        gate = self.options.gates.enabled("RayClusterStatusConditions")
+        if gate:
+            if isinstance(reconcile_err, ReplicaError):
+                set_condition(conditions, REPLICA_FAILURE, "True", reconcile_err.reason, str(reconcile_err))
+            elif reconcile_err is None:
+                conditions[:] = [c for c in conditions if c.get("type") != REPLICA_FAILURE]
+        status["observedGeneration"] = meta.get("generation") or 0
+
         pods = self._pods(cluster)
         workers = [p for p in pods if _labels(p).get(C.RAY_NODE_TYPE_LABEL_KEY) == C.RayNodeType.WORKER.value]
         status["readyWorkerReplicas"] = sum(1 for p in workers if _phase(p) == "Running" and _pod_ready(p))
@@ -772,16 +851,17 @@ class RayClusterReconciler:
         status["desiredGPU"] = str(U.sum_gpus(totals))
         status["desiredTPU"] = str(totals.get(C.TPU_CONTAINER_RESOURCE_NAME) or "0")
 
-        all_running = bool(pods) and all(_phase(p) == "Running" and _pod_ready(p) for p in pods)
-        old_state = status.get("state")
+        all_running = check_all_pods_running(pods)
         if reconcile_err is None and len(pods) == status["desiredWorkerReplicas"] + 1 and all_running:
             status["state"] = "ready"
             status["reason"] = ""
-        if self.options.gates.enabled("RayClusterStatusConditions"):
-            heads = [p for p in pods if _labels(p).get(C.RAY_NODE_TYPE_LABEL_KEY) == C.RayNodeType.HEAD.value]
-            set_condition(conditions, *_head_pod_ready_condition(heads[0] if heads else None))
-            suspended_now = condition_true(status, SUSPENDED)
-            if not condition_true(status, PROVISIONED) and not suspended_now:
+
+        if gate:
+            head = self._head_pod(cluster)
+            set_condition(conditions, *_head_pod_ready_condition(head))
+            suspend_status = _suspend_status(conditions)
+            if not condition_true(status, PROVISIONED) and suspend_status != SUSPENDED:
+                # Provisioned is set until it first becomes True (or again after a suspend).
                 if all_running:
                     set_condition(
                         conditions,
@@ -798,51 +878,76 @@ class RayClusterReconciler:
                         "RayClusterPodsProvisioning",
                         "RayCluster Pods are being provisioned for first time",
                     )
-            suspending = condition_true(status, SUSPENDING)
-            if not suspending:
-                set_condition(conditions, SUSPENDED, "False", SUSPENDED, "")
-                set_condition(conditions, SUSPENDING, "True" if spec.get("suspend") else "False", SUSPENDING, "")
-                if suspended_now and not spec.get("suspend"):
-                    set_condition(conditions, SUSPENDED, "False", SUSPENDED, "")
-                elif suspended_now:
-                    set_condition(conditions, SUSPENDED, "True", SUSPENDED, "")
+            if suspend_status == SUSPENDING:
+                if not pods:
+                    set_condition(
+                        conditions, PROVISIONED, "False", "RayClusterPodsProvisioning", "RayCluster has been suspended"
+                    )
                     set_condition(conditions, SUSPENDING, "False", SUSPENDING, "")
-            elif not pods:
+                    set_condition(conditions, SUSPENDED, "True", SUSPENDED, "")
+            elif suspend_status == SUSPENDED:
+                # Only an explicit suspend: false resumes; a steady suspended cluster changes nothing.
+                if spec.get("suspend") is False:
+                    set_condition(conditions, SUSPENDED, "False", SUSPENDED, "")
+            else:
+                set_condition(conditions, SUSPENDED, "False", SUSPENDED, "")
                 set_condition(
-                    conditions, PROVISIONED, "False", "RayClusterPodsProvisioning", "RayCluster has been suspended"
+                    conditions, SUSPENDING, "True" if spec.get("suspend") is True else "False", SUSPENDING, ""
                 )
-                set_condition(conditions, SUSPENDING, "False", SUSPENDING, "")
-                set_condition(conditions, SUSPENDED, "True", SUSPENDED, "")
-        if spec.get("suspend") and not pods:
+
+        if spec.get("suspend") is True and not pods:
             status["state"] = "suspended"
 
         head_svcs = self._head_services(cluster)
         if head_svcs:
-            svc = head_svcs[0]
-            endpoints = {}
-            for port in (svc.get("spec") or {}).get("ports") or ():
-                value = port.get("nodePort") or port.get("targetPort") or port.get("port")
-                endpoints[str(port.get("name"))] = str(value)
-            status["endpoints"] = endpoints
-        head_info: Obj = {}
-        heads = [p for p in pods if _labels(p).get(C.RAY_NODE_TYPE_LABEL_KEY) == C.RayNodeType.HEAD.value]
-        if heads:
-            head_info["podIP"] = (heads[0].get("status") or {}).get("podIP", "")
-            head_info["podName"] = heads[0]["metadata"]["name"]
-        if head_svcs:
-            svc = head_svcs[0]
-            ip = (svc.get("spec") or {}).get("clusterIP") or ""
-            head_info["serviceIP"] = head_info.get("podIP", "") if ip == "None" else ip
-            head_info["serviceName"] = svc["metadata"]["name"]
-        if head_info:
-            status["head"] = {k: v for k, v in head_info.items() if v}
-        if not conditions:
-            status.pop("conditions", None)
+            # updateEndpoints adds to the existing map: a port that goes away keeps its entry.
+            endpoints = status.setdefault("endpoints", {})
+            for port in (head_svcs[0].get("spec") or {}).get("ports") or ():
+                name = port.get("name")
+                if not name:
+                    continue  # upstream skips unnamed ports
+                target = port.get("targetPort")
+                if port.get("nodePort"):
+                    endpoints[name] = str(port["nodePort"])
+                elif isinstance(target, int) and not isinstance(target, bool) and target:
+                    endpoints[name] = str(target)
+                elif isinstance(target, str) and target:
+                    endpoints[name] = target
+        head = self._head_pod(cluster)
+        head_info: Obj = status.setdefault("head", {})
+        head_info["podIP"] = str((head.get("status") or {}).get("podIP") or "") if head else ""
+        head_info["podName"] = str(head["metadata"]["name"]) if head else ""
+        head_info["serviceIP"], head_info["serviceName"] = self._head_service_ip_and_name(cluster, head_svcs, head)
+
         now = _now()
         status["lastUpdateTime"] = now
-        if status.get("state") and status.get("state") != old_state:
-            status.setdefault("stateTransitionTimes", {})[status["state"]] = now
+        if status.get("state") != old_state:
+            status.setdefault("stateTransitionTimes", {})[status.get("state") or ""] = now
         return status
+
+    def _head_pod(self, cluster: Obj) -> Mapping[str, Any] | None:
+        """GetRayClusterHeadPod: None when there is none, an error when there are several."""
+        heads = self._pods(cluster, **{C.RAY_NODE_TYPE_LABEL_KEY: C.RayNodeType.HEAD.value})
+        if len(heads) > 1:
+            raise _Retry(f"found multiple heads for RayCluster {cluster['metadata']['name']}")
+        return heads[0] if heads else None
+
+    def _head_service_ip_and_name(
+        self, cluster: Obj, svcs: Sequence[Mapping[str, Any]], head: Mapping[str, Any] | None
+    ) -> tuple[str, str]:
+        """getHeadServiceIPAndName: a headless head Service reports the head pod's IP."""
+        name = cluster["metadata"]["name"]
+        if not svcs:
+            raise _Retry(f"unable to find head service. cluster name {name}")
+        if len(svcs) > 1:
+            raise _Retry(f"found multiple head services. cluster name {name}")
+        svc = svcs[0]
+        ip = str((svc.get("spec") or {}).get("clusterIP") or "")
+        if not ip:
+            raise _Retry(f"head service IP is empty. cluster name {name}")
+        if ip == "None":
+            return (str((head.get("status") or {}).get("podIP") or "") if head else ""), svc["metadata"]["name"]
+        return ip, svc["metadata"]["name"]
 
     async def _update_status(self, cluster: Obj, old: Mapping[str, Any], new: Obj) -> None:
         body = {**cluster, "status": new}
@@ -869,26 +974,57 @@ def _ray_container_name(pod: Mapping[str, Any]) -> str:
     return str(containers[0].get("name")) if containers else ""
 
 
+def _delete_marker(group: str) -> str:
+    return "FailedDeleteHeadPod" if group == HEAD_GROUP else "FailedDeleteWorkerPod"
+
+
+def _replica_indices(pods: Sequence[Mapping[str, Any]]) -> set[int]:
+    """Replica indices in use (labels that are not integers are ignored, as strconv.Atoi fails)."""
+    used: set[int] = set()
+    for p in pods:
+        raw = _labels(p).get(C.RAY_WORKER_REPLICA_INDEX_KEY)
+        if raw is not None:
+            try:
+                used.add(atoi(raw))
+            except ValueError:
+                pass
+    return used
+
+
 def _head_pod_ready_condition(head: Mapping[str, Any] | None) -> tuple[str, str, str, str]:
+    """FindHeadPodReadyCondition (or HeadPodNotFound)."""
     if head is None:
         return HEAD_POD_READY, "False", "HeadPodNotFound", "Head Pod not found"
+    status, reason, message = "False", "Unknown", ""
     for c in (head.get("status") or {}).get("conditions") or ():
-        if c.get("type") == "Ready":
-            status = str(c.get("status") or "Unknown")
-            reason = str(c.get("reason") or "")
-            message = str(c.get("message") or "")
-            if status == "True" and not reason:
-                reason = "HeadPodRunningAndReady"
-            if reason == "ContainersNotReady":
-                for cs in (head.get("status") or {}).get("containerStatuses") or ():
-                    state = cs.get("state") or {}
-                    detail = state.get("waiting") or state.get("terminated")
-                    if detail:
-                        reason = str(detail.get("reason") or reason)
-                        message = f"{message}; {cs.get('name')}: {detail.get('message', '')}".strip("; ")
-                        break
-            return HEAD_POD_READY, status, reason or "Unknown", message
-    return HEAD_POD_READY, "False", "Unknown", ""
+        if c.get("type") != "Ready":
+            continue
+        status = str(c.get("status") or "")
+        message = str(c.get("message") or "")
+        cond_reason = str(c.get("reason") or "")
+        if status == "True" and not cond_reason:
+            cond_reason = "HeadPodRunningAndReady"
+        if cond_reason:
+            reason = cond_reason
+        if cond_reason == "ContainersNotReady":
+            # The first waiting or terminated container says why.
+            for cs in (head.get("status") or {}).get("containerStatuses") or ():
+                state = cs.get("state") or {}
+                detail = state.get("waiting") or state.get("terminated")
+                if detail is not None:
+                    message = (message + "; " if message else "") + f"{cs.get('name')}: {detail.get('message') or ''}"
+                    reason = str(detail.get("reason") or "")
+                    break
+        break
+    return HEAD_POD_READY, status, reason, message
+
+
+def _suspend_status(conditions: Sequence[Mapping[str, Any]]) -> str:
+    """FindRayClusterSuspendStatus: the first of Suspending/Suspended that is True, else ""."""
+    for c in conditions:
+        if c.get("type") in (SUSPENDING, SUSPENDED) and c.get("status") == "True":
+            return str(c["type"])
+    return ""
 
 
 def _set_defaults(cluster: Obj) -> None:

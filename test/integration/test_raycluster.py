@@ -100,7 +100,10 @@ async def test_cluster_reaches_ready_with_upstream_objects_and_status(
         st = await wait_ready(kclient, namespace, "rc", 3)
 
         assert st["desiredWorkerReplicas"] == 3 and st["availableWorkerReplicas"] == 3
-        assert st["minWorkerReplicas"] == 0 and st["maxWorkerReplicas"] == 14
+        assert st["maxWorkerReplicas"] == 14
+        # As Go's omitempty writes it: no zero counters, empty reason or message-less extras.
+        assert "minWorkerReplicas" not in st and "reason" not in st
+        assert all(set(c) == {"type", "status", "reason", "message", "lastTransitionTime"} for c in st["conditions"])
         assert st["desiredCPU"] == "5" and st["desiredMemory"] == "8Gi" and st["desiredGPU"] == "1"
         assert cond(st, "HeadPodReady")["status"] == "True"
         assert cond(st, "RayClusterProvisioned")["reason"] == "AllPodRunningAndReadyFirstTime"

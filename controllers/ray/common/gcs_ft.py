@@ -11,6 +11,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any, Final
 
+from api.v1._goutil import atoi
 from controllers.ray.common.pod import DEFAULT_POD_CONFIG, PodConfig, build_head_pod
 from controllers.ray.utils import constants as C
 from controllers.ray.utils import util as U
@@ -68,13 +69,16 @@ def needs_redis_cleanup_finalizer(cluster: Mapping[str, Any], env: Mapping[str, 
 
 
 def gcs_ft_deletion_timeout_seconds(cluster: Mapping[str, Any]) -> int:
-    """``ray.io/gcs-ft-deletion-timeout`` in seconds if it is an integer, else 300."""
+    """``ray.io/gcs-ft-deletion-timeout`` in seconds when it is a positive integer (``strconv.Atoi``),
+    else 300: a zero or negative timeout would force-remove the finalizer before any cleanup ran."""
     raw = U.cluster_annotations(cluster).get(C.GCS_FT_DELETION_TIMEOUT_ANNOTATION_KEY)
     if raw is not None:
         try:
-            return int(raw, 10)
+            seconds = atoi(str(raw))
         except ValueError:
-            pass
+            seconds = 0
+        if seconds > 0:
+            return seconds
     return DEFAULT_GCS_FT_DELETION_TIMEOUT_SECONDS
 
 

@@ -1,0 +1,251 @@
+"""RayCluster reconciles as upstream's do, pass by pass, on an in-memory API (harness.py): the status
+written, when nothing is written, how draining and unlabelled pods are counted, workersToDelete, the
+Redis cleanup finalizer, the requeue interval and the events' actions."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+import pytest
+from unit.raycluster.harness import NOW, Harness, run_pods
+
+from controllers.ray import raycluster_controller as rcc
+from controllers.ray.common import gcs_ft
+from controllers.ray.utils import constants as C
+from internal.client import resources as res
+
+NS = "ns"
+
+CLUSTER: dict[str, Any] = {
+    "apiVersion": "ray.io/v1",
+    "kind": "RayCluster",
+    "metadata": {"name": "rc", "namespace": NS},
+    "spec": {
+        "rayVersion": "2.52.0",
+        "headGroupSpec": {
+            "rayStartParams": {},
+            "template": {"spec": {"containers": [{"name": "ray-head", "image": "rayproject/ray:2.52.0"}]}},
+        },
+        "workerGroupSpecs": [
+            {
+                "groupName": "small",
+                "replicas": 2,
+                "minReplicas": 0,
+                "maxReplicas": 5,
+                "rayStartParams": {},
+                "template": {"spec": {"containers": [{"name": "ray-worker", "image": "rayproject/ray:2.52.0"}]}},
+            }
+        ],
+    },
+}
+
+
+def cluster(**spec: Any) -> dict[str, Any]:
+    c = copy.deepcopy(CLUSTER)
+    c["spec"].update(spec)
+    return c
+
+
+async def ready_cluster(h: Harness, c: dict[str, Any] | None = None) -> None:
+    h.add(res.RAYCLUSTERS, c or cluster())
+    await h.settle(NS, "rc")
+    run_pods(h, NS)
+    await h.settle(NS, "rc")
+
+
+def status_writes(h: Harness) -> int:
+    return sum(1 for verb, _, _ in h.store.calls if verb == "update_status")
+
+
+def workers(h: Harness) -> list[dict[str, Any]]:
+    return h.pods(NS, **{C.RAY_NODE_TYPE_LABEL_KEY: "worker"})
+
+
+async def test_status_carries_only_what_go_writes() -> None:
+    h = Harness()
+    await ready_cluster(h)
+    st = h.cluster(NS, "rc")["status"]
+    assert st["state"] == "ready" and st["readyWorkerReplicas"] == 2
+    # omitempty: no empty reason, no zero counters; structs and quantities always written
+    assert "reason" not in st and "minWorkerReplicas" not in st
+    assert st["desiredTPU"] == "0" and set(st["head"]) == {"podIP", "serviceIP", "podName", "serviceName"}
+    # metav1.Condition: message has no omitempty, observedGeneration has
+    for c in st["conditions"]:
+        assert list(c) == ["type", "status", "lastTransitionTime", "reason", "message"]
+    assert list(st)[:2] == ["state", "desiredCPU"]  # Go field order
+
+
+async def test_steady_suspended_cluster_writes_no_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every reading of the clock is a new second, so a condition rewritten in a pass changes its
+    # lastTransitionTime and shows up as a status write.
+    ticks = itertools.count()
+
+    def now() -> str:
+        n = next(ticks)
+        return f"2026-01-01T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}Z"
+
+    monkeypatch.setattr(rcc, "_now", now)
+    h = Harness()
+    await ready_cluster(h)
+    h.cluster(NS, "rc")["spec"]["suspend"] = True
+    await h.settle(NS, "rc")
+    st = h.cluster(NS, "rc")["status"]
+    assert st["state"] == "suspended" and not h.pods(NS)
+    conds = {c["type"]: c for c in st["conditions"]}
+    assert conds["RayClusterSuspended"]["status"] == "True"
+    rv, writes = h.cluster(NS, "rc")["metadata"]["resourceVersion"], status_writes(h)
+    for _ in range(5):
+        result = await h.reconcile(NS, "rc")
+        assert result.requeue_after == 300  # nothing changed: the long requeue, not 2 s
+    assert status_writes(h) == writes and h.cluster(NS, "rc")["metadata"]["resourceVersion"] == rv
+    # Resuming still works.
+    h.cluster(NS, "rc")["spec"]["suspend"] = False
+    await h.settle(NS, "rc")
+    assert len(h.pods(NS)) == 3
+
+
+@pytest.mark.parametrize("value", ["abc", "", "1.5", " 10"])
+async def test_requeue_env_that_is_not_an_integer_falls_back_to_300(value: str) -> None:
+    h = Harness(env={C.RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV: value})
+    await ready_cluster(h)
+    assert (await h.reconcile(NS, "rc")).requeue_after == 300
+
+
+async def test_requeue_env_integer_is_used() -> None:
+    h = Harness(env={C.RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV: "10"})
+    await ready_cluster(h)
+    assert (await h.reconcile(NS, "rc")).requeue_after == 10
+
+
+async def test_terminating_worker_is_not_replaced_while_it_drains() -> None:
+    h = Harness()
+    await ready_cluster(h)
+    victim = workers(h)[0]
+    victim["metadata"]["finalizers"] = ["example.com/drain"]
+    await h.client.delete(res.PODS, victim["metadata"]["name"], NS)
+    assert victim["metadata"].get("deletionTimestamp")
+    created = sum(1 for verb, plural, _ in h.store.calls if verb == "create" and plural == "pods")
+    await h.settle(NS, "rc")
+    assert sum(1 for verb, plural, _ in h.store.calls if verb == "create" and plural == "pods") == created
+    # Once it is gone, it is replaced.
+    victim["metadata"]["finalizers"] = []
+    h.store.remove(res.PODS, victim["metadata"]["name"], NS)
+    await h.settle(NS, "rc")
+    assert len(workers(h)) == 2
+
+
+async def test_multi_host_pod_without_replica_name_is_ignored() -> None:
+    h = Harness()
+    group = copy.deepcopy(CLUSTER["spec"]["workerGroupSpecs"][0])
+    group.update(numOfHosts=2, replicas=1)
+    await ready_cluster(h, cluster(workerGroupSpecs=[group]))
+    assert len(workers(h)) == 2
+    stray = copy.deepcopy(workers(h)[0])
+    stray["metadata"]["name"] = "stray"
+    del stray["metadata"]["labels"][C.RAY_WORKER_REPLICA_NAME_KEY]
+    h.store.put(res.PODS, stray)
+    await h.settle(NS, "rc")
+    # Neither deleted as an "incomplete replica" nor counted as one: the replica is not recreated.
+    names = {p["metadata"]["name"] for p in workers(h)}
+    assert "stray" in names and len(names) == 3
+    assert not any(verb == "delete" for verb, _, _ in h.store.calls)
+
+
+async def test_workers_to_delete_deletes_by_name_and_refills_in_the_same_pass() -> None:
+    h = Harness()
+    await ready_cluster(h)
+    victim = workers(h)[0]["metadata"]["name"]
+    h.cluster(NS, "rc")["spec"]["workerGroupSpecs"][0]["scaleStrategy"] = {"workersToDelete": [victim, "gone"]}
+    await h.reconcile(NS, "rc")  # an absent name is not an error
+    names = {p["metadata"]["name"] for p in workers(h)}
+    assert victim not in names and len(names) == 2
+    deleted = [r for r in h.recorder.records if r.reason == "DeletedWorkerPod"]
+    assert [r.action for r in deleted] == ["Delete"]
+
+
+async def test_pods_without_a_ready_condition_count_as_running_not_ready() -> None:
+    h = Harness()
+    h.add(res.RAYCLUSTERS, cluster())
+    await h.settle(NS, "rc")
+    for p in h.pods(NS):
+        p["status"] = {"phase": "Running", "podIP": "10.0.0.9"}
+    await h.settle(NS, "rc")
+    st = h.cluster(NS, "rc")["status"]
+    conds = {c["type"]: c for c in st["conditions"]}
+    assert st["state"] == "ready" and conds["RayClusterProvisioned"]["status"] == "True"
+    assert st["availableWorkerReplicas"] == 2 and "readyWorkerReplicas" not in st
+
+
+async def test_no_status_write_while_the_head_service_is_missing() -> None:
+    h = Harness()
+    create = h.client.create
+
+    async def services_lag(r: Any, obj: Any, namespace: Any = None, **kw: Any) -> Any:
+        out = await create(r, obj, namespace, **kw)
+        if r.plural == "services":  # created, but not in the cache yet
+            h.store.objects.pop((r.plural, NS, out["metadata"]["name"]))
+        return out
+
+    h.client.create = services_lag  # type: ignore[method-assign]
+    h.add(res.RAYCLUSTERS, cluster())
+    with pytest.raises(Exception, match="unable to find head service"):
+        await h.reconcile(NS, "rc")
+    assert status_writes(h) == 0 and "status" not in h.cluster(NS, "rc")
+
+
+async def test_unnamed_head_service_port_is_not_an_endpoint() -> None:
+    h = Harness()
+    c = cluster()
+    c["spec"]["headGroupSpec"]["headService"] = {"spec": {"ports": [{"port": 9999, "targetPort": 9999}]}}
+    await ready_cluster(h, c)
+    endpoints = h.cluster(NS, "rc")["status"]["endpoints"]
+    assert "None" not in endpoints and "" not in endpoints
+    assert endpoints["dashboard"] == "8265"
+
+
+async def test_redis_finalizer_left_alone_when_ft_was_disabled_later() -> None:
+    h = Harness()
+    c = cluster()
+    c["metadata"]["finalizers"] = [C.GCS_FAULT_TOLERANCE_REDIS_CLEANUP_FINALIZER]
+    c["metadata"]["deletionTimestamp"] = NOW
+    h.add(res.RAYCLUSTERS, c)
+    await h.reconcile(NS, "rc")
+    assert h.store.calls == []
+    assert h.cluster(NS, "rc")["metadata"]["finalizers"] == [C.GCS_FAULT_TOLERANCE_REDIS_CLEANUP_FINALIZER]
+
+
+async def test_redis_finalizer_not_handled_with_cleanup_disabled() -> None:
+    h = Harness(env={C.ENABLE_GCS_FT_REDIS_CLEANUP: "false"})
+    c = cluster(gcsFaultToleranceOptions={"redisAddress": "redis:6379"})
+    h.add(res.RAYCLUSTERS, c)
+    await h.settle(NS, "rc")
+    assert not h.cluster(NS, "rc")["metadata"].get("finalizers")
+    h.cluster(NS, "rc")["metadata"].update(
+        finalizers=[C.GCS_FAULT_TOLERANCE_REDIS_CLEANUP_FINALIZER], deletionTimestamp=NOW
+    )
+    calls = len(h.store.calls)
+    await h.reconcile(NS, "rc")
+    assert len(h.store.calls) == calls  # no pod deletion, no cleanup Job, finalizer kept
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("60", 60), ("0", 300), ("-5", 300), ("abc", 300), (" 60", 300)])
+def test_gcs_ft_deletion_timeout_must_be_a_positive_integer(value: str, seconds: int) -> None:
+    c = cluster()
+    c["metadata"]["annotations"] = {C.GCS_FT_DELETION_TIMEOUT_ANNOTATION_KEY: value}
+    assert gcs_ft.gcs_ft_deletion_timeout_seconds(c) == seconds
+
+
+async def test_events_carry_upstream_reasons_and_actions() -> None:
+    h = Harness()
+    await ready_cluster(h)
+    got = {(r.type, r.reason, r.action) for r in h.recorder.records}
+    assert got == {
+        ("Normal", "CreatedService", "Create"),
+        ("Normal", "CreatedHeadPod", "Create"),
+        ("Normal", "CreatedWorkerPod", "Create"),
+    }
+    h.cluster(NS, "rc")["spec"]["suspend"] = True
+    await h.settle(NS, "rc")
+    assert ("Normal", "DeletedPod", "Delete") in {(r.type, r.reason, r.action) for r in h.recorder.records}
