@@ -9,20 +9,16 @@ import contextlib
 import copy
 import io
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 import yaml
-from support.fake_dashboard import FakeDashboard
-from support.operator import running_operator
+from support.rayjob_operator import operator_with_fake
 from support.wait import eventually
 
-from controllers.ray import raycluster_controller, rayjob_controller
-from controllers.ray.utils.dashboard import DashboardClientFactory, Loopback
 from internal import logging as oplog
-from internal.app import Runtime
 from internal.client import Client, NotFound
 from internal.client.resources import CONFIGMAPS, EVENTS, JOBS, PODS, RAYCLUSTERS, RAYJOBS, SERVICES
 
@@ -68,27 +64,6 @@ def rayjob(name: str, ns: str, **spec: Any) -> dict[str, Any]:
     j["metadata"] = {"name": name, "namespace": ns}
     j["spec"].update(spec)
     return j
-
-
-@contextlib.asynccontextmanager
-async def operator_with_fake(
-    plane: Any, env: Mapping[str, str] | None = None, concurrency: int = 4
-) -> AsyncIterator[tuple[Runtime, FakeDashboard]]:
-    async with FakeDashboard() as fake:
-        factory = DashboardClientFactory(Loopback(lambda cluster: fake.cluster(cluster["metadata"]["name"]).base_url))
-        opts = rayjob_controller.RayJobOptions(env=dict(env or {}))
-
-        def rayjob_setup(rt: Runtime) -> list[Any]:
-            opts.gates = rt.gates
-            return rayjob_controller.setup(rt, opts, factory)
-
-        try:
-            async with running_operator(
-                plane, [raycluster_controller.setup, rayjob_setup], concurrency=concurrency
-            ) as rt:
-                yield rt, fake
-        finally:
-            await factory.close()
 
 
 async def job_status(c: Client, ns: str, name: str) -> dict[str, Any]:
