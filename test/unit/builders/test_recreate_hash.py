@@ -31,6 +31,8 @@ UPSTREAM_HASHES = {
     # head + two worker groups: resources, env (value/fieldRef/secretKeyRef), volumes, probes of every
     # handler kind, lifecycle, securityContext, affinity, tolerations and schedulingGates (ignored)
     "realistic": "JNB7B0F3O1LQS78B6KBM6LUH5I2N8GBE",
+    # the same made valid for this operator (autoscaler v2, no num-gpus next to group resources)
+    "autoscaler_v2": "RMFUIM6CH1LDE7CU12G9E9G8SJKVH19F",
     # explicit false/empty values, a creationTimestamp in the template, an empty workerGroupSpecs
     "nulls": "FCV12R6DILDIRKFB3831UQA75PS9JNVT",
     # Redis GCS FT options and a custom head Service

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from unit.raycluster.harness import NOW, Harness, run_pods
 
 from controllers.ray import raycluster_controller as rcc
 from controllers.ray.common import gcs_ft
+from controllers.ray.common import pod as podb
 from controllers.ray.utils import constants as C
 from internal.client import resources as res
 
@@ -249,3 +252,29 @@ async def test_events_carry_upstream_reasons_and_actions() -> None:
     h.cluster(NS, "rc")["spec"]["suspend"] = True
     await h.settle(NS, "rc")
     assert ("Normal", "DeletedPod", "Delete") in {(r.type, r.reason, r.action) for r in h.recorder.records}
+
+
+async def test_recreate_cluster_adopted_from_upstream_keeps_its_pods() -> None:
+    """A head pod upstream created carries upstream's spec hash; the same spec must not recreate it."""
+    spec = json.loads((Path(__file__).parents[1] / "builders/testdata/recreate_hash/autoscaler_v2.json").read_text())
+    h = Harness()
+    c = cluster()
+    c["spec"] = spec
+    stored = h.add(res.RAYCLUSTERS, c)
+    h.add(res.SERVICEACCOUNTS, {"metadata": {"name": "sa", "namespace": NS}})  # named by the head template
+    head = podb.build_head_pod(stored, env={}, features={})
+    head["metadata"].update(name="rc-head-up", namespace=NS)
+    head["metadata"]["annotations"][C.UPGRADE_STRATEGY_RECREATE_HASH_KEY] = (
+        "RMFUIM6CH1LDE7CU12G9E9G8SJKVH19F"  # upstream v1.6.1 (test_recreate_hash.py)
+    )
+    head["metadata"]["annotations"][C.KUBERAY_VERSION_ANNOTATION_KEY] = C.KUBERAY_VERSION
+    head["status"] = {"phase": "Running", "podIP": "10.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]}
+    h.store.put(res.PODS, head)
+    await h.reconcile(NS, "rc")
+    assert ("create", "pods", "rc-small-worker-") in {(v, p, n[:16]) for v, p, n in h.store.calls}
+    assert not any(verb == "deletecollection" for verb, _, _ in h.store.calls)
+    assert h.pods(NS, **{C.RAY_NODE_TYPE_LABEL_KEY: "head"})[0]["metadata"]["name"] == "rc-head-up"
+    # A real spec change still recreates every pod.
+    h.cluster(NS, "rc")["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] = "ray:new"
+    await h.reconcile(NS, "rc")
+    assert ("deletecollection", "pods", "ray.io/cluster=rc") in h.store.calls
