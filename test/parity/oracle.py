@@ -75,13 +75,13 @@ class UpstreamOperator:
         ]
         if self.gates:
             args.append(f"--feature-gates={self.gates}")
+        binds = [str(self.hosts), str(resolv)]
         script = 'mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@"'
         env = {**os.environ, "GODEBUG": "netdns=go"}
         env.pop("KUBECONFIG", None)
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(self.hosts), str(resolv)]
-                + args,
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *binds, *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
