@@ -557,8 +557,8 @@ def build_submitter_command(
 
 
 def get_default_submitter_container(cluster_spec: Mapping[str, Any]) -> JSON:
-    """``GetDefaultSubmitterContainer``: ``ray-job-submitter`` with the head Ray container's image (and
-    imagePullPolicy), requests 500m/200Mi, limits 1 CPU/1Gi."""
+    """``GetDefaultSubmitterContainer``: ``ray-job-submitter`` with the head Ray container's image (only
+    the image, as upstream: not its imagePullPolicy), requests 500m/200Mi, limits 1 CPU/1Gi."""
     head = _head_ray_container(cluster_spec, "submitter container")
     container: JSON = {"name": C.RAY_JOB_SUBMITTER_CONTAINER_NAME, "image": U.as_str(head.get("image"))}
     container["resources"] = {
@@ -568,9 +568,6 @@ def get_default_submitter_container(cluster_spec: Mapping[str, Any]) -> JSON:
             C.RESOURCE_MEMORY: C.SUBMITTER_DEFAULT_MEMORY_REQUEST,
         },
     }
-    pull_policy = U.as_str(head.get("imagePullPolicy"))
-    if pull_policy:
-        container["imagePullPolicy"] = pull_policy
     return container
 
 
@@ -724,20 +721,15 @@ def _submitter_labels(rayjob_name: str) -> dict[str, str]:
 
 
 def _submitter_template(rayjob: Mapping[str, Any], cluster: Mapping[str, Any]) -> JSON:
-    """``GetSubmitterTemplate``: a deep copy of ``submitterPodTemplate``, else one default container with
-    ``restartPolicy: Never`` and the head template's ``imagePullSecrets``."""
+    """``GetSubmitterTemplate``: a deep copy of ``submitterPodTemplate``, else one default container and
+    ``restartPolicy: Never`` (nothing else of the head's pod spec, e.g. no imagePullSecrets, as upstream)."""
     user = _spec(rayjob).get("submitterPodTemplate")
     if isinstance(user, dict):
         return copy.deepcopy(user)
-    cluster_spec = U.cluster_spec(cluster)
     pod_spec: JSON = {
-        "containers": [get_default_submitter_container(cluster_spec)],
+        "containers": [get_default_submitter_container(U.cluster_spec(cluster))],
         "restartPolicy": C.RESTART_POLICY_NEVER,
     }
-    head_pod_spec = U.as_map(U.as_map(U.as_map(cluster_spec.get("headGroupSpec")).get("template")).get("spec"))
-    pull_secrets = U.as_list(head_pod_spec.get("imagePullSecrets"))
-    if pull_secrets:
-        pod_spec["imagePullSecrets"] = copy.deepcopy(pull_secrets)
     return {"spec": pod_spec}
 
 

@@ -689,6 +689,20 @@ def test_default_submitter_container() -> None:
     ]
 
 
+def test_submitter_takes_only_the_heads_image_as_upstream() -> None:
+    """Upstream's default submitter copies the head image and nothing else of the head's pod: a private
+    registry's pull secret or pull policy on the head does not reach the submitter pod (or sidecar)."""
+    rayjob = _k8s_rayjob()
+    head_pod = rayjob["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    head_pod["imagePullSecrets"] = [{"name": "registry-creds"}]
+    head_pod["containers"][0]["imagePullPolicy"] = "Always"
+    pod = J.build_submitter_job(rayjob, _cluster_for(rayjob), "h:1")["spec"]["template"]["spec"]
+    assert set(pod) == {"containers", "restartPolicy"}
+    assert set(pod["containers"][0]) == {"name", "image", "resources", "command", "args", "env"}
+    sidecar = J.build_sidecar_submitter_container(rayjob, _cluster_for(rayjob))
+    assert "imagePullPolicy" not in sidecar
+
+
 def test_submitter_template_without_containers_is_an_error() -> None:
     rayjob = _k8s_rayjob(submitterPodTemplate={"spec": {"containers": []}})
     with pytest.raises(J.SubmitterBuildError, match="no containers"):
