@@ -312,6 +312,7 @@ async def preflight(opts: Options) -> None:
     client = await startup.connect(opts.kubeconfig)
     try:
         version = await startup.check_reachable(client)
+        rayjob_controller.check_kubernetes_version(opts.gates, version)
         missing = await startup.missing_resources(client, "ray.io", "v1", RAY_CRDS)
         if missing == list(RAY_CRDS):
             raise StartupError("the ray.io CRDs are not installed: kubectl create -k config/crd")

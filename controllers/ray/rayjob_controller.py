@@ -19,6 +19,7 @@ import datetime as dt
 import logging
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from internal.controller import (
 from internal.events import Recorder
 from internal.features import FeatureGates
 from internal.informer import Cache, thaw
+from internal.startup import StartupError
 
 # Upstream's logger name (ctrl.Log.WithName("controllers").WithName("RayJob")).
 log = logging.getLogger("controllers.RayJob")
@@ -681,6 +683,26 @@ class RayJobReconciler:
             if cs.get("name") != C.RAY_JOB_SUBMITTER_CONTAINER_NAME:
                 continue
             term = (cs.get("state") or {}).get("terminated")
+            if self.options.gates.enabled(C.FEATURE_SIDECAR_SUBMITTER_RESTART):
+                # The kubelet restarts the submitter on failure (restartPolicy OnFailure): fail only once
+                # it has restarted as often as allowed, not on each non-zero exit.
+                if sidecar_restarts_exceeded(cs, job):
+                    log.info(
+                        "The submitter sidecar container has exceeded the max restart count. "
+                        "Attempting to transition the status to `Failed`.",
+                        extra={"Submitter sidecar container": cs.get("name"), "RestartCount": cs.get("restartCount")},
+                    )
+                    reason = "AppFailed" if status.get("jobStatus") == "FAILED" else "SubmissionFailed"
+                    self._fail(
+                        job,
+                        reason,
+                        f"Ray head pod submitter container {cs.get('name')} terminated due to exceeding max "
+                        "restart count",
+                    )
+                    return True, _parse((term or {}).get("finishedAt"))
+                if not term or term.get("exitCode", 0) != 0:
+                    return False, None
+                return False, _parse(term.get("finishedAt"))
             if not term:
                 return False, None
             if term.get("exitCode", 0) != 0:
@@ -918,6 +940,36 @@ class RayJobReconciler:
             "status": go_marshal(RayJobStatus, job.get("status")),
         }
         await self.client.update_status(res.RAYJOBS, body)
+
+
+def sidecar_restarts_exceeded(status: Mapping[str, Any], rayjob: Mapping[str, Any]) -> bool:
+    """With gate SidecarSubmitterRestart: the submitter container has terminated at least once
+    (``lastState.terminated``), has not since exited 0, and restarted ``submitterConfig.backoffLimit``
+    times (2 when unset)."""
+    if not (status.get("lastState") or {}).get("terminated"):
+        return False
+    term = (status.get("state") or {}).get("terminated")
+    if term and term.get("exitCode", 0) == 0:
+        return False
+    return int(status.get("restartCount") or 0) >= jobb.submitter_backoff_limit(rayjob)
+
+
+#: Per-container restartPolicy is on by default from Kubernetes 1.35 (alpha behind a gate in 1.34).
+SIDECAR_SUBMITTER_RESTART_MIN_K8S = (1, 35)
+
+
+def check_kubernetes_version(gates: FeatureGates, git_version: str) -> None:
+    """Refuse to start with gate SidecarSubmitterRestart on an API server older than 1.35, as upstream
+    does: the submitter's container restartPolicy would be dropped and it would never restart."""
+    if not gates.enabled(C.FEATURE_SIDECAR_SUBMITTER_RESTART):
+        return
+    m = re.match(r"v?(\d+)\.(\d+)", git_version)
+    if m is None or (int(m.group(1)), int(m.group(2))) < SIDECAR_SUBMITTER_RESTART_MIN_K8S:
+        raise StartupError(
+            f"feature gate {C.FEATURE_SIDECAR_SUBMITTER_RESTART} needs Kubernetes v1.35 or later (per-container "
+            f"restartPolicy), and the API server is {git_version or 'of an unknown version'}: "
+            f"upgrade the cluster or set --feature-gates={C.FEATURE_SIDECAR_SUBMITTER_RESTART}=false"
+        )
 
 
 class _Retry(ReconcileError):
