@@ -4,8 +4,10 @@ scaling, workersToDelete, suspend, pod loss and deletion."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import ipaddress
+import time
 from typing import Any
 
 import pytest
@@ -86,6 +88,17 @@ async def wait_ready(c: Client, ns: str, name: str, workers: int, timeout: float
         return st if ok and len(await pods_of(c, ns, name)) == workers + 1 else None
 
     return await eventually(ready, timeout, f"RayCluster {name} ready with {workers} workers")
+
+
+async def steady(c: Client, ns: str, name: str, window: float) -> bool:
+    """True when the cluster's resourceVersion stays the same at every sample over ``window`` seconds."""
+    first = (await c.get(RAYCLUSTERS, name, ns))["metadata"]["resourceVersion"]
+    deadline = time.monotonic() + window
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.25)  # sampling interval, not synchronisation
+        if (await c.get(RAYCLUSTERS, name, ns))["metadata"]["resourceVersion"] != first:
+            return False
+    return True
 
 
 def cond(st: dict[str, Any], ctype: str) -> dict[str, Any]:
@@ -181,6 +194,15 @@ async def test_suspend_and_resume_cluster_and_group(sim_cluster: Any, kclient: C
         st = await eventually(suspended, 60, "the cluster suspended with no pods")
         assert cond(st, "RayClusterSuspended")["status"] == "True"
         assert cond(st, "RayClusterSuspending")["status"] == "False"
+
+        # A steady Suspended cluster is left alone: sampled over 3 s past the 2 s requeue that
+        # follows the last status write, its resourceVersion never moves.
+        await eventually(
+            lambda: steady(kclient, namespace, "rc", window=3.0), 30, "the suspended cluster to stop changing"
+        )
+        rv = (await kclient.get(RAYCLUSTERS, "rc", namespace))["metadata"]["resourceVersion"]
+        assert await steady(kclient, namespace, "rc", window=6.0)
+        assert (await kclient.get(RAYCLUSTERS, "rc", namespace))["metadata"]["resourceVersion"] == rv
 
         await kclient.patch(RAYCLUSTERS, "rc", {"spec": {"suspend": False}}, namespace)
         await wait_ready(kclient, namespace, "rc", 3)
