@@ -586,7 +586,11 @@ class RayJobReconciler:
             return await self.client.get(res.RAYCLUSTERS, name, meta["namespace"])
         except ApiError as e:
             self.recorder.event(
-                job, "Warning", R.FAILED_TO_CREATE_RAY_CLUSTER, f"Failed to create RayCluster: {e}", action="Create"
+                job,
+                "Warning",
+                R.FAILED_TO_CREATE_RAY_CLUSTER,
+                f"Failed to create RayCluster {meta['namespace']}/{name}: {e}",
+                action="Create",
             )
             raise
         self.recorder.event(
@@ -605,19 +609,38 @@ class RayJobReconciler:
         except NotFound:
             try:
                 await self.client.create(res.SERVICES, want, meta["namespace"])
-                self.recorder.event(
-                    job, "Normal", R.CREATED_SERVICE, f"Created Service {meta['namespace']}/{name}", action="Create"
-                )
             except AlreadyExists:
-                pass
+                return
+            except ApiError as e:
+                self.recorder.event(
+                    job,
+                    "Warning",
+                    R.FAILED_TO_CREATE_SERVICE,
+                    f"Failed to create the service {meta['namespace']}/{name}, {e}",
+                    action="Create",
+                )
+                raise
+            self.recorder.event(
+                job, "Normal", R.CREATED_SERVICE, f"Created the service {meta['namespace']}/{name}", action="Create"
+            )
             return
         old_sel = (have.get("spec") or {}).get("selector") or {}
         new_sel = want["spec"].get("selector") or {}
         if old_sel.get(C.RAY_CLUSTER_LABEL_KEY) != new_sel.get(C.RAY_CLUSTER_LABEL_KEY):
             have["spec"]["selector"] = new_sel
-            await self.client.update(res.SERVICES, have)
+            try:
+                await self.client.update(res.SERVICES, have)
+            except ApiError as e:
+                self.recorder.event(
+                    job,
+                    "Warning",
+                    R.FAILED_TO_UPDATE_SERVICE,
+                    f"Failed to update the service {meta['namespace']}/{name}, {e}",
+                    action="Update",
+                )
+                raise
             self.recorder.event(
-                job, "Normal", R.UPDATED_SERVICE, f"Updated Service {meta['namespace']}/{name}", action="Update"
+                job, "Normal", R.UPDATED_SERVICE, f"Updated the service {meta['namespace']}/{name}", action="Update"
             )
 
     async def _create_submitter_job_if_needed(self, job: Obj, cluster: Obj) -> None:
@@ -637,7 +660,7 @@ class RayJobReconciler:
                 job,
                 "Warning",
                 R.FAILED_TO_CREATE_RAY_JOB_SUBMITTER,
-                f"Failed to create the submitter Job: {e}",
+                f"Failed to create new Kubernetes Job {meta['namespace']}/{meta['name']}: {e}",
                 action="Create",
             )
             raise
@@ -739,11 +762,15 @@ class RayJobReconciler:
             return True
         except ApiError as e:
             self.recorder.event(
-                job, "Warning", R.FAILED_TO_DELETE_RAY_CLUSTER, f"Failed to delete RayCluster: {e}", action="Delete"
+                job,
+                "Warning",
+                R.FAILED_TO_DELETE_RAY_CLUSTER,
+                f"Failed to delete cluster {meta['namespace']}/{name}: {e}",
+                action="Delete",
             )
             raise
         self.recorder.event(
-            job, "Normal", R.DELETED_RAY_CLUSTER, f"Deleted RayCluster {meta['namespace']}/{name}", action="Delete"
+            job, "Normal", R.DELETED_RAY_CLUSTER, f"Deleted cluster {meta['namespace']}/{name}", action="Delete"
         )
         return False
 
@@ -759,7 +786,11 @@ class RayJobReconciler:
             await self.client.update(res.RAYCLUSTERS, cluster)
         except ApiError as e:
             self.recorder.event(
-                job, "Warning", R.FAILED_TO_UPDATE_RAY_CLUSTER, f"Failed to update RayCluster: {e}", action="Update"
+                job,
+                "Warning",
+                R.FAILED_TO_UPDATE_RAY_CLUSTER,
+                f"Failed to suspend worker groups in cluster {meta['namespace']}/{cluster['metadata']['name']}: {e}",
+                action="Update",
             )
             raise
         self.recorder.event(
@@ -791,7 +822,7 @@ class RayJobReconciler:
                 job,
                 "Warning",
                 R.FAILED_TO_DELETE_RAY_JOB_SUBMITTER,
-                f"Failed to delete the submitter Job: {e}",
+                f"Failed to delete submitter K8s Job {meta['namespace']}/{meta['name']}: {e}",
                 action="Delete",
             )
             raise
@@ -799,7 +830,7 @@ class RayJobReconciler:
             job,
             "Normal",
             R.DELETED_RAY_JOB_SUBMITTER,
-            f"Deleted Kubernetes Job {meta['namespace']}/{meta['name']}",
+            f"Deleted submitter K8s Job {meta['namespace']}/{meta['name']}",
             action="Delete",
         )
         return False

@@ -167,6 +167,9 @@ async def test_k8s_job_mode_submitter_and_completion(sim_cluster: Any, kclient: 
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["RAY_DASHBOARD_ADDRESS"] == st["dashboardURL"] and env["RAY_JOB_SUBMISSION_ID"] == st["jobId"]
         assert "ray job submit" in " ".join(container.get("args", [])) and sub["spec"]["backoffLimit"] == 2
+        created = [e for e in await events_for(kclient, namespace, "kjob") if e["reason"] == "CreatedRayJobSubmitter"]
+        assert created and created[0]["action"] == "Create"
+        assert created[0]["note"] == f"Created Kubernetes Job {namespace}/kjob"
         # Nothing really submits under kwok: play the part of the submitter on the fake head.
         fake.cluster(st["rayClusterName"]).add_job(st["jobId"], status="SUCCEEDED")
         st = await wait_state(kclient, namespace, "kjob", "Complete")
@@ -223,8 +226,17 @@ async def test_shutdown_after_finish_deletes_cluster_and_keeps_the_driver_log(
         assert cm["metadata"]["ownerReferences"][0]["name"] == "sd"
         final = await job_status(kclient, namespace, "sd")
         assert final.get("driverLogConfigMap") == "sd-driver-log", final
-        reasons = {e["reason"] for e in await events_for(kclient, namespace, "sd")}
+        events = await events_for(kclient, namespace, "sd")
+        reasons = {e["reason"] for e in events}
         assert {"CreatedRayCluster", "DeletedRayCluster", "SavedDriverLog"} <= reasons
+        # Upstream's reasons, actions and notes, from the events.k8s.io recorder named rayjob-controller.
+        seen = {(e["reason"], e["action"], e["note"], e["type"], e["reportingController"]) for e in events}
+        for reason, action, note in (
+            ("CreatedRayCluster", "Create", f"Created RayCluster {namespace}/{cname}"),
+            ("CreatedService", "Create", f"Created the service {namespace}/sd-head-svc"),
+            ("DeletedRayCluster", "Delete", f"Deleted cluster {namespace}/{cname}"),
+        ):
+            assert (reason, action, note, "Normal", "rayjob-controller") in seen, (reason, seen)
         assert await _get_or_none(kclient, RAYJOBS, "sd", namespace) is not None  # the RayJob stays
 
 
