@@ -88,15 +88,20 @@ class Controller:
             self.for_resource = resource
         return self
 
+    def _controller_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"controller": self.name}
+        if self.for_resource is not None:
+            fields["controllerGroup"] = self.for_resource.group
+            fields["controllerKind"] = self.for_resource.kind
+        return fields
+
     def _log_fields(self, req: Request) -> dict[str, Any]:
         """controller-runtime's reconcile logger values, so log queries written for it work: the
         controller, its group and kind, the object as ``{"<Kind>": {name, namespace}}`` (klog.KRef),
         ``namespace``, ``name`` and ``reconcileID``."""
-        fields: dict[str, Any] = {"controller": self.name}
+        fields = self._controller_fields()
         r = self.for_resource
         if r is not None:
-            fields["controllerGroup"] = r.group
-            fields["controllerKind"] = r.kind
             fields[r.kind] = {"name": req.name, "namespace": req.namespace}
         fields["namespace"] = req.namespace
         fields["name"] = req.name
@@ -135,6 +140,7 @@ class Controller:
         """Register watches, wait for the caches, then run the workers until cancelled."""
         if self.metrics:
             self.metrics.init_controller(self.name, self.options.workers)
+        log.info("Starting Controller", extra=self._controller_fields())
         registrations = []
         for w in self.options.watches:
             for inf in self.cache.informers_for(w.resource):
@@ -148,7 +154,8 @@ class Controller:
             raise CacheSyncTimeout(
                 f"controller {self.name}: caches not synced within {self.options.cache_sync_timeout:.0f}s"
             ) from None
-        log.info("controller %s: caches synced, starting %d workers", self.name, self.options.workers)
+        # controller-runtime's start-up lines and keys.
+        log.info("Starting workers", extra={**self._controller_fields(), "worker count": self.options.workers})
         self.started.set()
         try:
             async with asyncio.TaskGroup() as tg:

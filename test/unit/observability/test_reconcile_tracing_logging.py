@@ -52,6 +52,8 @@ async def test_reconcile_span_and_log_fields() -> None:
     line: dict[str, Any] = next(
         orjson.loads(raw) for raw in stream.getvalue().splitlines() if "reconciling obj1" in raw
     )
+    started = next(orjson.loads(raw) for raw in stream.getvalue().splitlines() if "Starting workers" in raw)
+    assert started["worker count"] == 1 and started["controllerKind"] == "Demo" and started["controller"] == "demo"
     # controller-runtime's keys, so log queries written for upstream's operator find these lines.
     assert line["controller"] == "demo" and line["namespace"] == "ns1" and line["name"] == "obj1"
     assert line["controllerGroup"] == "example.io" and line["controllerKind"] == "Demo"
