@@ -82,3 +82,7 @@ bench-raycluster: install bins
 ## bench-rayjob: RayJob controller on the T2 plane with a fake dashboard: 1,000 RayJobs to Complete, reconcile latency with 10 % of heads black-holed (see docs/benchmarks.md)
 bench-rayjob: install bins
 	$(PY) hack/bench_rayjob.py $(BENCH_ARGS)
+
+## bench-rayservice: RayService controller on the T2 plane with fake Ray heads: 100 RayServices to Ready, steady state, one upgrade wave of 100 new clusters; operator CPU and RSS (see docs/benchmarks.md)
+bench-rayservice: install bins
+	$(PY) hack/bench_rayservice.py $(BENCH_ARGS)
