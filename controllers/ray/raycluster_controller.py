@@ -518,14 +518,59 @@ class RayClusterReconciler:
             await self._create(res.SERVICES, svc, cluster, R.CREATED_SERVICE, R.FAILED_TO_CREATE_SERVICE)
 
     async def _reconcile_gcs_pvc(self, cluster: Obj) -> None:
+        """The GCS RocksDB PVC: a ``claimName`` PVC is the user's (never created or owned; a Warning
+        while it is missing); the managed ``<cluster>-gcs-pvc`` is created once, never updated (drift
+        gives a Warning), and owned by the cluster exactly while ``deletionPolicy`` is not Retain."""
         if not (U.is_gcs_fault_tolerance_enabled(cluster) and U.is_gcs_fault_tolerance_embedded(cluster)):
             return
-        pvc = gcs_ft.build_gcs_storage_pvc(cluster)
-        if pvc is None:
+        meta = cluster["metadata"]
+        ns, name = meta["namespace"], U.get_gcs_storage_pvc_name(cluster)
+        try:
+            existing: Obj | None = thaw(self.cache.get(res.PVCS, name, ns))
+        except NotFound:
+            existing = None
+        desired = gcs_ft.build_gcs_storage_pvc(cluster)
+        if desired is None:
+            if existing is None:
+                self.recorder.event(
+                    cluster,
+                    "Warning",
+                    R.FAILED_TO_CREATE_PVC,
+                    f"PVC {ns}/{name} named in gcsFaultToleranceOptions.storage.claimName was not found",
+                    action=CREATE,
+                )
             return
-        ns = cluster["metadata"]["namespace"]
-        if await self._get_or_none(res.PVCS, pvc["metadata"]["name"], ns) is None:
-            await self._create(res.PVCS, pvc, cluster, R.CREATED_PVC, R.FAILED_TO_CREATE_PVC)
+        if existing is None:
+            await self._create(res.PVCS, desired, cluster, R.CREATED_PVC, R.FAILED_TO_CREATE_PVC)
+            return
+        drift = gcs_ft.gcs_storage_pvc_drift(existing, desired)
+        if drift:
+            self.recorder.event(
+                cluster,
+                "Warning",
+                R.FAILED_TO_CREATE_PVC,
+                f"PVC {ns}/{name} differs from gcsFaultToleranceOptions.storage and is not updated: "
+                + "; ".join(drift),
+                action=UPDATE,
+            )
+        uid = meta.get("uid")
+        refs = [dict(r) for r in (existing.get("metadata") or {}).get("ownerReferences") or ()]
+        owned = any(r.get("uid") == uid for r in refs)
+        want_owned = bool(desired["metadata"].get("ownerReferences"))
+        if owned != want_owned:
+            kept = [r for r in refs if r.get("uid") != uid]
+            new_refs = [*kept, U.owner_reference(cluster)] if want_owned else kept
+            await self.client.patch(
+                res.PVCS,
+                name,
+                {
+                    "metadata": {
+                        "ownerReferences": new_refs or None,
+                        "resourceVersion": existing["metadata"]["resourceVersion"],
+                    }
+                },
+                ns,
+            )
 
     # ---- pods ------------------------------------------------------------------------------------
 
@@ -1053,6 +1098,6 @@ def setup(rt: Any, options: RayClusterOptions | None = None) -> list[Controller]
     )
     ctrl.watch(res.RAYCLUSTERS, for_object, any_of(GenerationChanged, LabelsChanged, AnnotationsChanged))
     owner = ForOwner(kind="RayCluster", group="ray.io")
-    for r in (res.PODS, res.SERVICES, res.SECRETS):
+    for r in (res.PODS, res.SERVICES, res.SECRETS, res.PVCS):
         ctrl.watch(r, owner)
     return [ctrl]

@@ -128,8 +128,8 @@ RAYCLUSTER_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p(
         "",
         "persistentvolumeclaims",
-        ("get", "list", "watch", "create", "delete"),
-        "gate GCSFaultToleranceEmbeddedStorage: the GCS RocksDB PVC",
+        ("get", "list", "watch", "create", "delete", "patch"),
+        "gate GCSFaultToleranceEmbeddedStorage: the GCS RocksDB PVC (patch: ownerReference follows deletionPolicy)",
     ),
     _p("batch", "jobs", _JOBS_USED),
     _p("batch", "jobs", ("patch", "update"), _AS_UPSTREAM),

@@ -22,6 +22,7 @@ __all__ = [
     "build_gcs_storage_pvc",
     "build_redis_cleanup_job",
     "gcs_ft_deletion_timeout_seconds",
+    "gcs_storage_pvc_drift",
     "needs_redis_cleanup_finalizer",
     "redis_cleanup_args",
 ]
@@ -175,3 +176,24 @@ def build_gcs_storage_pvc(cluster: Mapping[str, Any]) -> JSON | None:
     if storage.get("deletionPolicy") != C.GCS_STORAGE_DELETION_POLICY_RETAIN:
         U.set_controller_reference(metadata, cluster)
     return U.plain_json({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": metadata, "spec": pvc_spec})
+
+
+def gcs_storage_pvc_drift(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> list[str]:
+    """What differs between the operator-managed GCS PVC and ``gcsFaultToleranceOptions.storage``:
+    size (as quantities), access modes, and the storage class when the spec names one (an unnamed class
+    is filled in by the cluster's default). The PVC is never updated; the caller warns."""
+    have, want = U.as_map(existing.get("spec")), U.as_map(desired.get("spec"))
+    drift: list[str] = []
+
+    def storage(spec: Mapping[str, Any]) -> object:
+        raw = U.as_map(U.as_map(spec.get("resources")).get("requests")).get(C.RESOURCE_STORAGE)
+        q = U.try_parse_quantity(raw)
+        return q.canonical() if q is not None else raw
+
+    if storage(have) != storage(want):
+        drift.append(f"size {storage(have)} (spec: {storage(want)})")
+    if U.as_list(have.get("accessModes")) != U.as_list(want.get("accessModes")):
+        drift.append(f"accessModes {U.as_list(have.get('accessModes'))} (spec: {U.as_list(want.get('accessModes'))})")
+    if "storageClassName" in want and have.get("storageClassName") != want["storageClassName"]:
+        drift.append(f"storageClassName {have.get('storageClassName')} (spec: {want['storageClassName']})")
+    return drift

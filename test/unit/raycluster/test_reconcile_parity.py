@@ -8,6 +8,7 @@ import copy
 import itertools
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from controllers.ray.common import gcs_ft
 from controllers.ray.common import pod as podb
 from controllers.ray.utils import constants as C
 from internal.client import resources as res
+from internal.events import FakeRecorder
 
 NS = "ns"
 
@@ -278,3 +280,72 @@ async def test_recreate_cluster_adopted_from_upstream_keeps_its_pods() -> None:
     h.cluster(NS, "rc")["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] = "ray:new"
     await h.reconcile(NS, "rc")
     assert ("deletecollection", "pods", "ray.io/cluster=rc") in h.store.calls
+
+
+ROCKSDB_GATE = "GCSFaultToleranceEmbeddedStorage=true"
+
+
+def rocksdb_cluster(**storage: Any) -> dict[str, Any]:
+    return cluster(gcsFaultToleranceOptions={"backend": "rocksdb", "storage": storage})
+
+
+def pvc(h: Harness) -> dict[str, Any]:
+    return h.store.objects[(res.PVCS.plural, NS, "rc-gcs-pvc")]
+
+
+async def test_gcs_pvc_owner_reference_follows_deletion_policy() -> None:
+    h = Harness(gates=ROCKSDB_GATE)
+    h.add(res.RAYCLUSTERS, rocksdb_cluster(size="2Gi"))
+    await h.settle(NS, "rc")
+    uid = h.cluster(NS, "rc")["metadata"]["uid"]
+    assert pvc(h)["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert [r["uid"] for r in pvc(h)["metadata"]["ownerReferences"]] == [uid]
+    assert ("Normal", "CreatedPVC", "Create") in {(r.type, r.reason, r.action) for r in h.recorder.records}
+
+    storage = h.cluster(NS, "rc")["spec"]["gcsFaultToleranceOptions"]["storage"]
+    storage["deletionPolicy"] = "Retain"
+    await h.settle(NS, "rc")
+    assert not pvc(h)["metadata"].get("ownerReferences")  # survives the cluster now
+    storage["deletionPolicy"] = "DeleteWithCluster"
+    await h.settle(NS, "rc")
+    assert [r["uid"] for r in pvc(h)["metadata"]["ownerReferences"]] == [uid]
+
+
+async def test_gcs_pvc_drift_is_a_warning_and_the_pvc_is_left_as_it_is() -> None:
+    h = Harness(gates=ROCKSDB_GATE)
+    h.add(res.RAYCLUSTERS, rocksdb_cluster(size="2Gi"))
+    await h.settle(NS, "rc")
+    h.cluster(NS, "rc")["spec"]["gcsFaultToleranceOptions"]["storage"]["size"] = "5Gi"
+    await h.reconcile(NS, "rc")
+    warnings = [r for r in h.recorder.records if r.type == "Warning"]
+    assert [r.reason for r in warnings] == ["FailedToCreatePVC"] and "size 2Gi (spec: 5Gi)" in warnings[0].note
+    assert pvc(h)["spec"]["resources"]["requests"]["storage"] == "2Gi"
+
+
+async def test_missing_claim_name_pvc_is_a_warning_and_never_created() -> None:
+    h = Harness(gates=ROCKSDB_GATE)
+    h.add(res.RAYCLUSTERS, rocksdb_cluster(claimName="mine"))
+    await h.reconcile(NS, "rc")
+    assert not h.store.items(res.PVCS, NS)
+    [warning] = [r for r in h.recorder.records if r.type == "Warning"]
+    assert warning.reason == "FailedToCreatePVC" and "ns/mine" in warning.note
+    h.add(res.PVCS, {"metadata": {"name": "mine", "namespace": NS}, "spec": {}})
+    h.recorder.clear()
+    await h.reconcile(NS, "rc")
+    assert not [r for r in h.recorder.records if r.type == "Warning"]
+    assert not h.store.objects[(res.PVCS.plural, NS, "mine")]["metadata"].get("ownerReferences")
+
+
+def test_controller_watches_the_pvcs_it_owns() -> None:
+    rt = SimpleNamespace(
+        client=None,
+        cache=None,
+        recorder=lambda name: FakeRecorder(),
+        config=SimpleNamespace(enableMetrics=False, reconcileConcurrency=1),
+        registry=None,
+        controller_metrics=None,
+        queue_metrics=None,
+    )
+    [ctrl] = rcc.setup(rt, rcc.RayClusterOptions())
+    watched = {w.resource.plural for w in ctrl.options.watches}
+    assert {"rayclusters", "pods", "services", "secrets", "persistentvolumeclaims"} <= watched
