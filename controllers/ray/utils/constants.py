@@ -13,7 +13,38 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
+from api.v1.constants import API_VERSION, DEFAULT_GCS_STORAGE_SIZE, GROUP, RAY_JOB_CLUSTER_SELECTOR_KEY
+from api.v1.constants import COLLECTOR_CONTAINER_NAME as COLLECTOR_CONTAINER_NAME
+from api.v1.constants import DEFAULT_SUBMITTER_BACKOFF_LIMIT as DEFAULT_SUBMITTER_BACKOFF_LIMIT
+from api.v1.constants import FQ_RAY_IP as FQ_RAY_IP
+from api.v1.constants import GCS_STORAGE_MOUNT_PATH as GCS_STORAGE_MOUNT_PATH
+from api.v1.constants import GCS_STORAGE_VOLUME_NAME as GCS_STORAGE_VOLUME_NAME
+from api.v1.constants import KUBERAY_GEN_AUTOSCALER_START_CMD as KUBERAY_GEN_AUTOSCALER_START_CMD
+from api.v1.constants import MAX_INT32 as MAX_INT32
+from api.v1.constants import MAX_RAY_CLUSTER_NAME_LENGTH as MAX_RAY_CLUSTER_NAME_LENGTH
+from api.v1.constants import MAX_RAY_JOB_NAME_LENGTH as MAX_RAY_JOB_NAME_LENGTH
+from api.v1.constants import MAX_RAY_SERVICE_NAME_LENGTH as MAX_RAY_SERVICE_NAME_LENGTH
+from api.v1.constants import RAY_CLUSTER_LABEL_KEY as RAY_CLUSTER_LABEL_KEY
+from api.v1.constants import RAY_CLUSTER_NAME as RAY_CLUSTER_NAME
+from api.v1.constants import RAY_CLUSTER_NAMESPACE as RAY_CLUSTER_NAMESPACE
+from api.v1.constants import RAY_CONTAINER_INDEX as RAY_CONTAINER_INDEX
+from api.v1.constants import RAY_ENABLE_AUTOSCALER_V2 as RAY_ENABLE_AUTOSCALER_V2
+from api.v1.constants import RAY_EXTERNAL_STORAGE_NS_ANNOTATION_KEY as RAY_EXTERNAL_STORAGE_NS_ANNOTATION_KEY
+from api.v1.constants import RAY_FT_ENABLED_ANNOTATION_KEY as RAY_FT_ENABLED_ANNOTATION_KEY
+from api.v1.constants import RAY_GCS_STORAGE as RAY_GCS_STORAGE
+from api.v1.constants import RAY_GCS_STORAGE_PATH as RAY_GCS_STORAGE_PATH
+from api.v1.constants import RAY_ORIGINATED_FROM_CR_NAME_LABEL_KEY as RAY_ORIGINATED_FROM_CR_NAME_LABEL_KEY
+from api.v1.constants import RAY_ORIGINATED_FROM_CRD_LABEL_KEY as RAY_ORIGINATED_FROM_CRD_LABEL_KEY
+from api.v1.constants import RAY_REDIS_ADDRESS as RAY_REDIS_ADDRESS
 from api.v1.constants import RAY_SERVICE_INITIALIZING_TIMEOUT_ANNOTATION as RAY_SERVICE_INITIALIZING_TIMEOUT_ANNOTATION
+from api.v1.constants import RAY_TLS_CA_CERT as RAY_TLS_CA_CERT
+from api.v1.constants import RAY_TLS_CERT_MOUNT_PATH as RAY_TLS_CERT_MOUNT_PATH
+from api.v1.constants import RAY_TLS_SERVER_CERT as RAY_TLS_SERVER_CERT
+from api.v1.constants import RAY_TLS_SERVER_KEY as RAY_TLS_SERVER_KEY
+from api.v1.constants import RAY_TLS_VOLUME_NAME as RAY_TLS_VOLUME_NAME
+from api.v1.constants import RAY_USE_TLS as RAY_USE_TLS
+from api.v1.constants import REDIS_PASSWORD as REDIS_PASSWORD
+from api.v1.constants import REDIS_USERNAME as REDIS_USERNAME
 
 # Defined once, with the API types (re-exported for the builders and controllers).
 from api.v1.constants import CRDType as CRDType
@@ -22,8 +53,8 @@ from api.v1.constants import RayNodeType as RayNodeType
 
 # ---- API identity ----------------------------------------------------------------------------------
 
-RAY_API_GROUP: Final = "ray.io"
-RAY_API_VERSION: Final = "ray.io/v1"
+RAY_API_GROUP: Final = GROUP
+RAY_API_VERSION: Final = API_VERSION
 RAY_CLUSTER_KIND: Final = "RayCluster"
 
 #: ``KUBERAY_VERSION``: ``"nightly"`` on upstream master, ``"v1.7.0"`` on the release tag the port
@@ -35,15 +66,12 @@ KUBERAY_VERSION: Final = "v1.7.0"
 
 # ---- label keys and values -------------------------------------------------------------------------
 
-RAY_CLUSTER_LABEL_KEY: Final = "ray.io/cluster"
 RAY_NODE_TYPE_LABEL_KEY: Final = "ray.io/node-type"
 RAY_NODE_GROUP_LABEL_KEY: Final = "ray.io/group"
 RAY_NODE_LABEL_KEY: Final = "ray.io/is-ray-node"
 RAY_ID_LABEL_KEY: Final = "ray.io/identifier"
 RAY_CLUSTER_SERVING_SERVICE_LABEL_KEY: Final = "ray.io/serve"
 RAY_CLUSTER_HEADLESS_SERVICE_LABEL_KEY: Final = "ray.io/headless-worker-svc"
-RAY_ORIGINATED_FROM_CR_NAME_LABEL_KEY: Final = "ray.io/originated-from-cr-name"
-RAY_ORIGINATED_FROM_CRD_LABEL_KEY: Final = "ray.io/originated-from-crd"
 RAY_JOB_SUBMISSION_MODE_LABEL_KEY: Final = "ray.io/job-submission-mode"
 RAY_WORKER_REPLICA_INDEX_KEY: Final = "ray.io/worker-group-replica-index"
 RAY_WORKER_REPLICA_NAME_KEY: Final = "ray.io/worker-group-replica-name"
@@ -67,8 +95,6 @@ PROTECTED_POD_LABEL_KEYS: Final = frozenset({RAY_NODE_TYPE_LABEL_KEY, RAY_NODE_G
 
 # ---- annotation keys -------------------------------------------------------------------------------
 
-RAY_FT_ENABLED_ANNOTATION_KEY: Final = "ray.io/ft-enabled"
-RAY_EXTERNAL_STORAGE_NS_ANNOTATION_KEY: Final = "ray.io/external-storage-namespace"
 RAY_OVERWRITE_CONTAINER_CMD_ANNOTATION_KEY: Final = "ray.io/overwrite-container-cmd"
 UPGRADE_STRATEGY_RECREATE_HASH_KEY: Final = "ray.io/upgrade-strategy-recreate-hash"
 KUBERAY_VERSION_ANNOTATION_KEY: Final = "ray.io/kuberay-version"
@@ -143,12 +169,7 @@ CHECK_NAME_MAX_LENGTH: Final = 50
 CHECK_LABEL_MAX_LENGTH: Final = 63
 #: ``CheckRouteName``: ``51 - len(namespace)``.
 ROUTE_NAME_MAX_LENGTH_BASE: Final = 51
-#: 63 - len("-serve-svc").
-MAX_RAY_CLUSTER_NAME_LENGTH: Final = 53
-MAX_RAY_SERVICE_NAME_LENGTH: Final = 47
-MAX_RAY_JOB_NAME_LENGTH: Final = 47
 
-MAX_INT32: Final = 2147483647
 DEFAULT_MAX_REPLICAS: Final = MAX_INT32
 
 #: Alphabet of apimachinery ``rand.String`` (no vowels, no ambiguous characters).
@@ -158,12 +179,10 @@ RANDOM_SUFFIX_LENGTH: Final = 5
 
 # ---- containers and volumes ------------------------------------------------------------------------
 
-RAY_CONTAINER_INDEX: Final = 0
 RAY_HEAD_CONTAINER: Final = "ray-head"
 AUTOSCALER_CONTAINER_NAME: Final = "autoscaler"
 WAIT_GCS_READY_INIT_CONTAINER_NAME: Final = "wait-gcs-ready"
 WAIT_FOR_TLS_IP_SAN_INIT_CONTAINER_NAME: Final = "wait-for-tls-ip-san"
-COLLECTOR_CONTAINER_NAME: Final = "ray-history-collector"
 RAY_JOB_SUBMITTER_CONTAINER_NAME: Final = "ray-job-submitter"
 
 SHARED_MEMORY_VOLUME_NAME: Final = "shared-mem"
@@ -171,17 +190,13 @@ SHARED_MEMORY_VOLUME_MOUNT_PATH: Final = "/dev/shm"
 STORAGE_MEDIUM_MEMORY: Final = "Memory"
 RAY_LOG_VOLUME_NAME: Final = "ray-logs"
 RAY_LOG_VOLUME_MOUNT_PATH: Final = "/tmp/ray"
-GCS_STORAGE_VOLUME_NAME: Final = "gcs-storage"
-GCS_STORAGE_MOUNT_PATH: Final = "/data/gcs"
-GCS_STORAGE_DEFAULT_SIZE: Final = "1Gi"
+GCS_STORAGE_DEFAULT_SIZE: Final = DEFAULT_GCS_STORAGE_SIZE
 GCS_STORAGE_DEFAULT_ACCESS_MODE: Final = "ReadWriteOnce"
 GCS_STORAGE_ROCKSDB_VALUE: Final = "rocksdb"
 GCS_STORAGE_DELETION_POLICY_RETAIN: Final = "Retain"
 RAY_TOKEN_VOLUME_NAME: Final = "ray-token"
 RAY_TOKEN_MOUNT_PATH: Final = "/var/run/secrets/ray.io/serviceaccount"
 RAY_TOKEN_PROJECTION_PATH: Final = "token"
-RAY_TLS_VOLUME_NAME: Final = "ray-tls"
-RAY_TLS_CERT_MOUNT_PATH: Final = "/etc/ray/tls"
 
 # ---- rayStartParams keys ---------------------------------------------------------------------------
 
@@ -227,18 +242,12 @@ NVIDIA_MIG_RESOURCE_PATTERN: Final = r"nvidia\.com/mig-\d+g\.\d+gb$"
 
 # ---- environment variables set on Ray containers ---------------------------------------------------
 
-RAY_CLUSTER_NAME: Final = "RAY_CLUSTER_NAME"
-RAY_CLUSTER_NAMESPACE: Final = "RAY_CLUSTER_NAMESPACE"
 RAY_HEAD_POD_NAME: Final = "RAY_HEAD_POD_NAME"
 KUBERAY_CRD_VER: Final = "KUBERAY_CRD_VER"
 KUBERAY_CRD_VER_VALUE: Final = "v1"
 RAY_IP: Final = "RAY_IP"
-FQ_RAY_IP: Final = "FQ_RAY_IP"
 RAY_PORT: Final = "RAY_PORT"
 RAY_ADDRESS: Final = "RAY_ADDRESS"
-RAY_REDIS_ADDRESS: Final = "RAY_REDIS_ADDRESS"
-REDIS_PASSWORD: Final = "REDIS_PASSWORD"
-REDIS_USERNAME: Final = "REDIS_USERNAME"
 RAY_DASHBOARD_ENABLE_K8S_DISK_USAGE: Final = "RAY_DASHBOARD_ENABLE_K8S_DISK_USAGE"
 RAY_EXTERNAL_STORAGE_NS: Final = "RAY_external_storage_namespace"
 RAY_GCS_RPC_SERVER_RECONNECT_TIMEOUT_S: Final = "RAY_gcs_rpc_server_reconnect_timeout_s"
@@ -248,22 +257,14 @@ RAY_SERVE_KV_TIMEOUT_S: Final = "RAY_SERVE_KV_TIMEOUT_S"
 RAY_USAGE_STATS_KUBERAY_IN_USE: Final = "RAY_USAGE_STATS_KUBERAY_IN_USE"
 RAY_USAGE_STATS_EXTRA_TAGS: Final = "RAY_USAGE_STATS_EXTRA_TAGS"
 KUBERAY_GEN_RAY_START_CMD: Final = "KUBERAY_GEN_RAY_START_CMD"
-KUBERAY_GEN_AUTOSCALER_START_CMD: Final = "KUBERAY_GEN_AUTOSCALER_START_CMD"
 RAY_CLOUD_INSTANCE_ID: Final = "RAY_CLOUD_INSTANCE_ID"
 RAY_NODE_TYPE_NAME: Final = "RAY_NODE_TYPE_NAME"
-RAY_ENABLE_AUTOSCALER_V2: Final = "RAY_enable_autoscaler_v2"
-RAY_GCS_STORAGE: Final = "RAY_gcs_storage"
-RAY_GCS_STORAGE_PATH: Final = "RAY_gcs_storage_path"
 RAY_START_ULIMIT_OPEN_FILES: Final = "RAY_START_ULIMIT_OPEN_FILES"
 RAY_AUTH_MODE_ENV_VAR: Final = "RAY_AUTH_MODE"
 RAY_AUTH_TOKEN_ENV_VAR: Final = "RAY_AUTH_TOKEN"
 RAY_ENABLE_K8S_TOKEN_AUTH_ENV_VAR: Final = "RAY_ENABLE_K8S_TOKEN_AUTH"
 RAY_AUTH_TOKEN_SECRET_KEY: Final = "auth_token"
 RAY_AUTH_MODE_TOKEN: Final = "token"
-RAY_USE_TLS: Final = "RAY_USE_TLS"
-RAY_TLS_SERVER_CERT: Final = "RAY_TLS_SERVER_CERT"
-RAY_TLS_SERVER_KEY: Final = "RAY_TLS_SERVER_KEY"
-RAY_TLS_CA_CERT: Final = "RAY_TLS_CA_CERT"
 RAY_REDIS_DB_CONNECT_RETRIES: Final = "RAY_redis_db_connect_retries"
 RAY_REDIS_DB_CONNECT_WAIT_MILLISECONDS: Final = "RAY_redis_db_connect_wait_milliseconds"
 RAY_DASHBOARD_ADDRESS: Final = "RAY_DASHBOARD_ADDRESS"
@@ -452,9 +453,7 @@ BATCH_JOB_KIND: Final = "Job"
 
 
 #: The clusterSelector key naming an existing RayCluster (``RayJobDefaultClusterSelectorKey``).
-RAY_JOB_DEFAULT_CLUSTER_SELECTOR_KEY: Final = "ray.io/cluster"
-#: ``spec.backoffLimit`` of the submitter Job when ``submitterConfig.backoffLimit`` is unset.
-DEFAULT_SUBMITTER_BACKOFF_LIMIT: Final = 2
+RAY_JOB_DEFAULT_CLUSTER_SELECTOR_KEY: Final = RAY_JOB_CLUSTER_SELECTOR_KEY
 #: Resources of the default submitter container (``GetDefaultSubmitterContainer``).
 SUBMITTER_DEFAULT_CPU_LIMIT: Final = "1"
 SUBMITTER_DEFAULT_MEMORY_LIMIT: Final = "1Gi"
