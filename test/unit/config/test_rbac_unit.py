@@ -82,7 +82,8 @@ def test_each_group_resource_appears_in_exactly_one_rule() -> None:
         ("", "services", ALL),
         ("", "services/status", {"get", "update", "patch"}),
         ("", "services/proxy", {"get", "create", "update", "patch"}),
-        ("", "persistentvolumeclaims", {"get", "list", "watch", "create", "delete"}),
+        # patch: the GCS PVC's ownerReference follows deletionPolicy (§4.9), which needs a write verb
+        ("", "persistentvolumeclaims", {"get", "list", "watch", "create", "delete", "patch"}),
         ("", "secrets", {"get", "list", "watch", "create"}),
         ("", "serviceaccounts", {"get", "list", "watch", "create", "delete"}),
         ("batch", "jobs", ALL),
