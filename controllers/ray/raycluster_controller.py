@@ -33,7 +33,7 @@ from controllers.ray.utils import constants as C
 from controllers.ray.utils import gojson
 from controllers.ray.utils import util as U
 from controllers.ray.utils.constants import EventReason as R
-from internal.client import AlreadyExists, ApiError, Client, NotFound
+from internal.client import AlreadyExists, ApiError, Client, Forbidden, NotFound
 from internal.client import resources as res
 from internal.controller import (
     Controller,
@@ -560,17 +560,18 @@ class RayClusterReconciler:
         if owned != want_owned:
             kept = [r for r in refs if r.get("uid") != uid]
             new_refs = [*kept, U.owner_reference(cluster)] if want_owned else kept
-            await self.client.patch(
-                res.PVCS,
-                name,
-                {
-                    "metadata": {
-                        "ownerReferences": new_refs or None,
-                        "resourceVersion": existing["metadata"]["resourceVersion"],
-                    }
-                },
-                ns,
-            )
+            body = {
+                "metadata": {
+                    "ownerReferences": new_refs or None,
+                    "resourceVersion": existing["metadata"]["resourceVersion"],
+                }
+            }
+            try:
+                await self.client.patch(res.PVCS, name, body, ns)
+            except Forbidden as e:
+                # A ClusterRole without PVC patch (upstream's chart) must not stop the pods' reconcile.
+                note = f"Cannot update the owner reference of PVC {ns}/{name} for deletionPolicy: {e}"
+                self.recorder.event(cluster, "Warning", R.FAILED_TO_CREATE_PVC, note, action=UPDATE)
 
     # ---- pods ------------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from controllers.ray import raycluster_controller as rcc
 from controllers.ray.common import gcs_ft
 from controllers.ray.common import pod as podb
 from controllers.ray.utils import constants as C
+from internal.client import Forbidden
 from internal.client import resources as res
 from internal.events import FakeRecorder
 
@@ -349,3 +350,20 @@ def test_controller_watches_the_pvcs_it_owns() -> None:
     [ctrl] = rcc.setup(rt, rcc.RayClusterOptions())
     watched = {w.resource.plural for w in ctrl.options.watches}
     assert {"rayclusters", "pods", "services", "secrets", "persistentvolumeclaims"} <= watched
+
+
+async def test_gcs_pvc_owner_update_refused_by_rbac_does_not_stop_the_pods() -> None:
+    h = Harness(gates=ROCKSDB_GATE)
+    h.add(res.RAYCLUSTERS, rocksdb_cluster())
+    await h.settle(NS, "rc")
+
+    async def forbidden(*_: Any, **__: Any) -> Any:
+        raise Forbidden("persistentvolumeclaims is forbidden: cannot patch", reason="Forbidden")
+
+    h.client.patch = forbidden  # type: ignore[method-assign]
+    h.cluster(NS, "rc")["spec"]["gcsFaultToleranceOptions"]["storage"]["deletionPolicy"] = "Retain"
+    for p in list(h.pods(NS)):
+        h.store.remove(res.PODS, p["metadata"]["name"], NS)
+    await h.reconcile(NS, "rc")
+    assert len(h.pods(NS)) == 3  # the lost pods are recreated in the same pass
+    assert any(r.reason == "FailedToCreatePVC" and "owner reference" in r.note for r in h.recorder.records)
