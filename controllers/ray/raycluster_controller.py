@@ -336,10 +336,12 @@ class RayClusterReconciler:
             return Result()
         # Delete the Ray pods first: the cleanup must not race a live GCS.
         sel = f"{C.RAY_CLUSTER_LABEL_KEY}={name}"
-        heads = self.cache.list(res.PODS, ns, labels={C.RAY_CLUSTER_LABEL_KEY: name, C.RAY_NODE_TYPE_LABEL_KEY: "head"})
-        await self.client.delete_collection(res.PODS, ns, label_selector=f"{sel},{C.RAY_NODE_TYPE_LABEL_KEY}=head")
-        await self.client.delete_collection(res.PODS, ns, label_selector=f"{sel},{C.RAY_NODE_TYPE_LABEL_KEY}=worker")
-        if heads:
+        by_type = {t: self._pods(cluster, **{C.RAY_NODE_TYPE_LABEL_KEY: t}) for t in ("head", "worker")}
+        for node_type, pods in by_type.items():  # head first
+            if any(not _deleting(p) for p in pods):  # deleteAllPods: only while some pod is not terminating
+                selector = f"{sel},{C.RAY_NODE_TYPE_LABEL_KEY}={node_type}"
+                await self.client.delete_collection(res.PODS, ns, label_selector=selector)
+        if by_type["head"]:
             return Result(requeue_after=REDIS_CLEANUP_WAIT)
         jobs = (
             await self.client.list(

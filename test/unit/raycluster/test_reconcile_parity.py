@@ -367,3 +367,36 @@ async def test_gcs_pvc_owner_update_refused_by_rbac_does_not_stop_the_pods() -> 
     await h.reconcile(NS, "rc")
     assert len(h.pods(NS)) == 3  # the lost pods are recreated in the same pass
     assert any(r.reason == "FailedToCreatePVC" and "owner reference" in r.note for r in h.recorder.records)
+
+
+async def test_redis_cleanup_deletes_head_first_then_runs_the_cleanup_job() -> None:
+    h = Harness()
+    h.add(res.RAYCLUSTERS, cluster(gcsFaultToleranceOptions={"redisAddress": "redis:6379"}))
+    await h.reconcile(NS, "rc")  # only the finalizer in the first pass
+    assert h.cluster(NS, "rc")["metadata"]["finalizers"] == [C.GCS_FAULT_TOLERANCE_REDIS_CLEANUP_FINALIZER]
+    assert not h.pods(NS)
+    await h.settle(NS, "rc")
+    head = h.pods(NS, **{C.RAY_NODE_TYPE_LABEL_KEY: "head"})[0]
+    head["metadata"]["finalizers"] = ["example.com/slow"]  # the head takes a while to go
+    h.cluster(NS, "rc")["metadata"]["deletionTimestamp"] = rcc._now()
+    h.store.calls.clear()
+
+    assert (await h.reconcile(NS, "rc")).requeue_after == 10  # waits for the head pod
+    assert [c[2] for c in h.store.calls if c[0] == "deletecollection"] == [
+        "ray.io/cluster=rc,ray.io/node-type=head",
+        "ray.io/cluster=rc,ray.io/node-type=worker",
+    ]
+    h.store.calls.clear()
+    await h.reconcile(NS, "rc")  # head terminating, no worker left: nothing deleted again
+    assert not h.store.calls
+    head["metadata"]["finalizers"] = []
+    h.store.remove(res.PODS, head["metadata"]["name"], NS)
+
+    await h.reconcile(NS, "rc")
+    [job] = h.store.items(res.JOBS, NS)
+    assert job["metadata"]["name"] == "rc-redis-cleanup"
+    job["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    await h.reconcile(NS, "rc")
+    assert not h.cluster(NS, "rc")["metadata"].get("finalizers")
+    reasons = {(r.reason, r.action) for r in h.recorder.records}
+    assert ("CreatedRedisCleanupJob", "Create") in reasons
