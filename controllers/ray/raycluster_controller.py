@@ -67,10 +67,11 @@ SUSPENDED = "RayClusterSuspended"
 
 
 class ReplicaError(ReconcileError):
-    """An error that marks the ReplicaFailure condition with its reason."""
+    """An error that marks the ReplicaFailure condition with its reason. Its text is upstream's
+    ``errors.Join(marker, err)``: the marker's reason, a newline, then the API error."""
 
     def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(f"{reason}\n{message}")
         self.reason = reason
 
 
@@ -486,7 +487,7 @@ class RayClusterReconciler:
             labels={
                 C.RAY_CLUSTER_LABEL_KEY: meta["name"],
                 C.RAY_NODE_TYPE_LABEL_KEY: C.RayNodeType.HEAD.value,
-                C.RAY_ID_LABEL_KEY: U.generate_identifier(meta["name"], C.RayNodeType.HEAD.value),
+                C.RAY_ID_LABEL_KEY: U.check_label(U.generate_identifier(meta["name"], C.RayNodeType.HEAD.value)),
             },
         )
 

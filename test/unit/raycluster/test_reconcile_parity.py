@@ -400,3 +400,26 @@ async def test_redis_cleanup_deletes_head_first_then_runs_the_cleanup_job() -> N
     assert not h.cluster(NS, "rc")["metadata"].get("finalizers")
     reasons = {(r.reason, r.action) for r in h.recorder.records}
     assert ("CreatedRedisCleanupJob", "Create") in reasons
+
+
+async def test_replica_failure_condition_reads_like_upstreams_joined_error() -> None:
+    h = Harness()
+    create = h.client.create
+
+    async def refuse_pods(r: Any, obj: Any, namespace: Any = None, **kw: Any) -> Any:
+        if r.plural == "pods":
+            raise Forbidden('pods "rc-head-" is forbidden: exceeded quota', reason="Forbidden")
+        return await create(r, obj, namespace, **kw)
+
+    h.client.create = refuse_pods  # type: ignore[method-assign]
+    h.add(res.RAYCLUSTERS, cluster())
+    await h.settle(NS, "rc")
+    conds = {c["type"]: c for c in h.cluster(NS, "rc")["status"]["conditions"]}
+    failure = conds["ReplicaFailure"]
+    assert (failure["status"], failure["reason"]) == ("True", "FailedCreateHeadPod")
+    assert failure["message"] == 'FailedCreateHeadPod\npods "rc-head-" is forbidden: exceeded quota'
+    assert ("Warning", "FailedToCreateHeadPod", "Create") in {(r.type, r.reason, r.action) for r in h.recorder.records}
+    # The next pass without an error removes it.
+    h.client.create = create  # type: ignore[method-assign]
+    await h.settle(NS, "rc")
+    assert "ReplicaFailure" not in {c["type"] for c in h.cluster(NS, "rc")["status"]["conditions"]}
