@@ -17,8 +17,11 @@ Deliberate deviations from upstream (spec §11):
 * Q10: a dangling RayCluster that is already terminating is not deleted again on every pass (no repeated
   ``DeletedRayCluster`` events); it still counts as "left to clean".
 * Q15: disagreeing head/serve Services are an error of the pass, never a crash.
-* ``NewClusterWithIncrementalUpgrade`` (Gateway API traffic steps) is not ported: with its gate on it is
-  validated as upstream does and then upgrades like ``NewCluster`` (a new cluster, switched when ready).
+* ``NewClusterWithIncrementalUpgrade``: the Gateway, the HTTPRoute, per-cluster serve Services, traffic
+  steps and ``target_capacity`` steps are ported; the rollback state machine (``RollbackInProgress``) is
+  not: a spec change mid-upgrade replaces the pending cluster as in ``NewCluster``. Gateway and
+  HTTPRoute are read from the API by name (never cached: their CRDs may be absent), and their status
+  fields are compared by value (upstream compares pointers and rewrites the status every pass, Q1).
 """
 
 from __future__ import annotations
@@ -334,6 +337,129 @@ def build_serve_service(svc: Mapping[str, Any], cluster: Mapping[str, Any]) -> O
     return U.plain_json(out)
 
 
+GATEWAYS = res.Resource("gateway.networking.k8s.io", "v1", "gateways", "Gateway")
+HTTPROUTES = res.Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
+
+
+def _int_or(value: Any, default: int) -> int:
+    return default if value is None else int(value)
+
+
+def _serve_ports(cluster: Mapping[str, Any]) -> list[Obj]:
+    return [
+        {"name": n, "port": p}
+        for n, p in svcb.get_service_ports(cluster).items()
+        if n == C.SERVING_PORT_NAME or n.startswith(C.SERVING_PORT_NAME + C.DASH_SYMBOL)
+    ]
+
+
+def build_cluster_serve_service(cluster: Mapping[str, Any]) -> Obj:
+    """Incremental mode: ``<cluster>-serve-svc`` selecting that cluster's healthy serve Pods, owned by it."""
+    cname, ns = U.cluster_name(cluster), U.cluster_namespace(cluster)
+    ports = _serve_ports(cluster)
+    if not ports:
+        raise _Retry(
+            "Please specify a port named 'serve' (or with the prefix 'serve-', e.g. 'serve-grpc') in the Ray "
+            "head container; otherwise, the Kubernetes service for Ray Serve will not be created."
+        )
+    out: Obj = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": U.generate_serve_service_name(cname),
+            "namespace": ns,
+            "labels": {
+                **association_labels(cname),
+                C.RAY_CLUSTER_SERVING_SERVICE_LABEL_KEY: U.generate_serve_service_label(cname),
+            },
+        },
+        "spec": {
+            "selector": {
+                C.RAY_CLUSTER_LABEL_KEY: cname,
+                C.RAY_CLUSTER_SERVING_SERVICE_LABEL_KEY: C.ENABLE_RAY_CLUSTER_SERVING_SERVICE_TRUE,
+            },
+            "ports": ports,
+        },
+    }
+    service_type = U.as_str(U.head_group_spec(cluster).get("serviceType"))
+    if service_type:
+        out["spec"]["type"] = service_type
+    U.set_controller_reference(out["metadata"], cluster)
+    return out
+
+
+def build_gateway(svc: Mapping[str, Any]) -> Obj:
+    meta = svc.get("metadata") or {}
+    options = U.as_map(U.as_map((svc.get("spec") or {}).get("upgradeStrategy")).get("clusterUpgradeOptions"))
+    out: Obj = {
+        "apiVersion": GATEWAY_API_VERSION,
+        "kind": "Gateway",
+        "metadata": {"name": f"{meta.get('name')}{C.GATEWAY_SUFFIX}", "namespace": meta.get("namespace")},
+        "spec": {
+            "gatewayClassName": U.as_str(options.get("gatewayClassName")),
+            "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}],
+        },
+    }
+    U.set_controller_reference(out["metadata"], svc, kind=C.RAY_SERVICE_KIND)
+    return out
+
+
+def build_http_route(
+    svc: Mapping[str, Any], active: Mapping[str, Any], pending: Mapping[str, Any] | None, w_a: int, w_p: int
+) -> Obj:
+    meta = svc.get("metadata") or {}
+    name, ns = str(meta.get("name")), meta.get("namespace")
+
+    def backend(cluster: Mapping[str, Any], weight: int) -> Obj:
+        port = U.find_container_port(
+            U.as_map((U.template_containers(U.head_group_spec(cluster)) or [{}])[0]),
+            C.SERVING_PORT_NAME,
+            C.DEFAULT_SERVING_PORT,
+        )
+        return {
+            "group": "",
+            "kind": "Service",
+            "name": U.generate_serve_service_name(U.cluster_name(cluster)),
+            "namespace": ns,
+            "port": port,
+            "weight": weight,
+        }
+
+    backends = [backend(active, w_a)]
+    if pending is not None:
+        backends.append(backend(pending, w_p))
+    out: Obj = {
+        "apiVersion": GATEWAY_API_VERSION,
+        "kind": "HTTPRoute",
+        "metadata": {"name": f"{name}{C.HTTPROUTE_SUFFIX}", "namespace": ns},
+        "spec": {
+            "parentRefs": [{"name": f"{name}{C.GATEWAY_SUFFIX}", "namespace": ns}],
+            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}], "backendRefs": backends}],
+        },
+    }
+    U.set_controller_reference(out["metadata"], svc, kind=C.RAY_SERVICE_KIND)
+    return out
+
+
+def _route_key(spec: Mapping[str, Any]) -> Any:
+    """What the HTTPRoute drift check compares (hostnames, parents, matches, filters, backends)."""
+    rules = []
+    for r in spec.get("rules") or ():
+        rules.append(
+            (
+                orjson.dumps(r.get("matches") or [], option=orjson.OPT_SORT_KEYS),
+                orjson.dumps(r.get("filters") or [], option=orjson.OPT_SORT_KEYS),
+                [
+                    (b.get("name"), b.get("namespace"), _int_or(b.get("weight"), 1), b.get("port"))
+                    for b in r.get("backendRefs") or ()
+                ],
+            )
+        )
+    parents = [(p.get("name"), p.get("namespace")) for p in spec.get("parentRefs") or ()]
+    return (spec.get("hostnames") or [], parents, rules)
+
+
 def app_statuses(details: dash.ServeDetails) -> dict[str, Obj]:
     """Serve applications as ``applicationStatuses`` (empty strings and maps omitted, ``""`` ⇒ default)."""
     out: dict[str, Obj] = {}
@@ -370,6 +496,10 @@ def inconsistent_statuses(old: Mapping[str, Any], new: Mapping[str, Any]) -> boo
         a, b = old.get(key) or {}, new.get(key) or {}
         if (a.get("rayClusterName") or "") != (b.get("rayClusterName") or ""):
             return True
+        # Incremental fields: compared by value (upstream compares pointers and rewrites every pass, Q1).
+        for f in ("trafficRoutedPercent", "targetCapacity", "lastTrafficMigratedTime"):
+            if a.get(f) != b.get(f):
+                return True
         aa, ba = a.get("applicationStatuses") or {}, b.get("applicationStatuses") or {}
         if len(aa) != len(ba):
             return True
@@ -559,6 +689,17 @@ class RayServiceReconciler:
         except NotFound:
             return Result(requeue_after=REQUEUE)
 
+        incremental = self._incremental(svc)
+        upgrading = _is_true(status, CT.UPGRADE_IN_PROGRESS)
+        if incremental and upgrading and active is None:
+            self._event(
+                svc,
+                "Warning",
+                R.ROLLBACK_IMPOSSIBLE,
+                "Active cluster not found, rollback cannot be initiated",
+                "Reconcile",
+            )
+
         for cluster in (active, pending):
             if cluster is not None:
                 await self._update_head_pod_serve_label(svc, cluster)
@@ -568,18 +709,41 @@ class RayServiceReconciler:
         pending_apps: dict[str, Obj] | None = None
         if pending is not None:
             pending_ready, pending_apps = await self._reconcile_serve(svc, pending)
-        elif active is not None and not self._should_prepare_new_cluster(svc, active, None, False):
+        if active is not None and (
+            (pending is None and not self._should_prepare_new_cluster(svc, active, None, False))
+            or (pending is not None and incremental)  # both are queried while traffic moves
+        ):
             active_ready, active_apps = await self._reconcile_serve(svc, active)
+
+        route: Obj | None = None
+        cluster_serve_svcs: dict[str, Obj] = {}
+        if incremental:
+            for cluster in (active, pending):
+                if cluster is not None:
+                    out = await self._reconcile_cluster_serve_service(svc, cluster)
+                    cluster_serve_svcs[cluster["metadata"]["name"]] = out
+            try:
+                await self._reconcile_gateway(svc)
+                route = await self._reconcile_http_route(svc, active, pending, pending_ready)
+            except NotFound:
+                return Result(requeue_after=REQUEUE)
 
         head_svc: Obj | None = None
         serve_svc: Obj | None = None
         if pending_ready or active_ready:
-            target = pending if pending_ready else active
-            assert target is not None
-            head_svc = await self._reconcile_service(svc, target, head=True)
-            serve_svc = await self._reconcile_service(svc, target, head=False)
+            target = active
+            if pending_ready and not (incremental and upgrading):
+                target = pending
+            if target is not None:
+                head_svc = await self._reconcile_service(svc, target, head=True)
+                if incremental:
+                    serve_svc = cluster_serve_svcs.get(target["metadata"]["name"])
+                else:
+                    serve_svc = await self._reconcile_service(svc, target, head=False)
 
-        self._calculate_status(svc, active, pending, active_apps, pending_apps, head_svc, serve_svc)
+        self._calculate_status(
+            svc, active, pending, active_apps, pending_apps, head_svc, serve_svc, route=route, incremental=incremental
+        )
         if inconsistent_statuses(original.get("status") or {}, status):
             status["lastUpdateTime"] = _fmt(self._now())
             await self._write_status(svc)
@@ -730,6 +894,32 @@ class RayServiceReconciler:
                     )
                     raise
                 self._event(svc, "Normal", f"Deleted{kind}", f"Deleted the {kind} {ns}/{name} during suspend", "Delete")
+        if self._incremental(svc):
+            for r, kind, name in (
+                (GATEWAYS, "Gateway", meta["name"] + C.GATEWAY_SUFFIX),
+                (HTTPROUTES, "HTTPRoute", meta["name"] + C.HTTPROUTE_SUFFIX),
+            ):
+                try:
+                    obj = await self.client.get(r, name, ns)
+                except NotFound:
+                    continue
+                remaining = True
+                if obj["metadata"].get("deletionTimestamp"):
+                    continue
+                try:
+                    await self.client.delete(r, name, ns, propagation_policy="Background")
+                except NotFound:
+                    continue
+                except ApiError as e:
+                    self._event(
+                        svc,
+                        "Warning",
+                        f"FailedToDelete{kind}",
+                        f"Failed to delete the {kind} {ns}/{name} during suspend: {e}",
+                        "Delete",
+                    )
+                    raise
+                self._event(svc, "Normal", f"Deleted{kind}", f"Deleted the {kind} {ns}/{name} during suspend", "Delete")
         return remaining
 
     # ---- clusters ---------------------------------------------------------------------------------------
@@ -805,8 +995,11 @@ class RayServiceReconciler:
         self._event(svc, "Normal", R.UPDATED_RAY_CLUSTER, f"Updated the {which} RayCluster {ns}/{name}", "Update")
 
     def _incremental(self, svc: Obj) -> bool:
-        # Incremental upgrades (Gateway API) are not ported: see the module docstring.
-        return False
+        """``IsIncrementalUpgradeEnabled``: gate on and type NewClusterWithIncrementalUpgrade."""
+        strategy = U.as_map(svc["spec"].get("upgradeStrategy"))
+        return self._gate(FeatureGate.RAY_SERVICE_INCREMENTAL_UPGRADE) and (
+            strategy.get("type") == RayServiceUpgradeType.NEW_CLUSTER_WITH_INCREMENTAL_UPGRADE
+        )
 
     def _should_prepare_new_cluster(
         self, svc: Obj, active: Obj | None, pending: Obj | None, is_pending_serving: bool
@@ -923,8 +1116,16 @@ class RayServiceReconciler:
         key = self._key(svc)
         config = str(svc["spec"].get("serveConfigV2") or "")
         cached = self.serve_configs.get(key, cname)
+        st = svc["status"]
+        act = st.get("activeServiceStatus") or {}
+        incremental = self._incremental(svc)
+        is_active = act.get("rayClusterName") == cname
+        # Incremental: the active cluster's config is frozen while traffic moves (rollback not ported).
+        skip = incremental and is_active and _is_true(st, CT.UPGRADE_IN_PROGRESS)
         reason = ""
-        if not cached:
+        if skip:
+            pass
+        elif not cached:
             reason = "Nothing has been cached for the cluster."
         elif not apps:
             reason = (
@@ -936,7 +1137,7 @@ class RayServiceReconciler:
         if reason:
             log.info("RayService %s: submitting Serve applications to %s: %s", key, cname, reason)
             try:
-                payload = self._serve_payload(config)
+                payload = self._serve_payload(config, self._target_capacity_of(svc, cname) if incremental else None)
                 await client.update_deployments(payload)
             except (dash.DashboardError, TimeoutError, ValueError) as e:
                 err = (
@@ -961,18 +1162,239 @@ class RayServiceReconciler:
                 f"Updated serve applications to the RayCluster {ns}/{cname}",
                 "Update",
             )
+        if incremental and _is_true(st, CT.UPGRADE_IN_PROGRESS):
+            await self._reconcile_target_capacity(svc, cluster, client)
         return ready, apps
 
     @staticmethod
-    def _serve_payload(config: str) -> bytes:
-        """serveConfigV2 YAML → JSON with sorted keys (as Go marshals a map)."""
+    def _target_capacity_of(svc: Obj, cname: str) -> int | None:
+        st = svc["status"]
+        for key in ("activeServiceStatus", "pendingServiceStatus"):
+            entry = st.get(key) or {}
+            if entry.get("rayClusterName") == cname:
+                cap = entry.get("targetCapacity")
+                return None if cap is None else int(cap)
+        return None
+
+    @staticmethod
+    def _serve_payload(config: str, target_capacity: int | None = None) -> bytes:
+        """serveConfigV2 YAML → JSON with sorted keys (as Go marshals a map), with ``target_capacity``."""
         try:
             decoded = yaml.safe_load(config) if config else {}
         except yaml.YAMLError as e:
             raise ValueError(f"failed to unmarshal serveConfigV2: {e}") from e
         if decoded is None:
             decoded = {}
+        if target_capacity is not None:
+            if not isinstance(decoded, dict):
+                raise ValueError("serveConfigV2 is not a mapping")
+            decoded[C.SERVE_TARGET_CAPACITY_KEY] = target_capacity
         return orjson.dumps(decoded, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+
+    # ---- incremental upgrade (NewClusterWithIncrementalUpgrade) ---------------------------------------------
+
+    def _upgrade_options(self, svc: Obj) -> Obj:
+        return U.as_map(U.as_map(svc["spec"].get("upgradeStrategy")).get("clusterUpgradeOptions"))
+
+    async def _reconcile_cluster_serve_service(self, svc: Obj, cluster: Obj) -> Obj:
+        """``<cluster>-serve-svc``, owned by the RayCluster; created once, never updated."""
+        ns = svc["metadata"]["namespace"]
+        desired = build_cluster_serve_service(cluster)
+        name = desired["metadata"]["name"]
+        existing = self._cached(res.SERVICES, name, ns)
+        if existing is not None:
+            return existing
+        try:
+            created = await self.client.create(res.SERVICES, desired, ns)
+        except AlreadyExists:
+            return await self.client.get(res.SERVICES, name, ns)
+        except ApiError as e:
+            self._event(
+                svc, "Warning", R.FAILED_TO_CREATE_SERVICE, f"Failed to create the service {ns}/{name}, {e}", "Create"
+            )
+            raise
+        self._event(svc, "Normal", R.CREATED_SERVICE, f"Created the service {ns}/{name}", "Create")
+        return created
+
+    async def _reconcile_gateway(self, svc: Obj) -> Obj:
+        meta = svc["metadata"]
+        ns = meta["namespace"]
+        options = self._upgrade_options(svc)
+        if not options:
+            raise _Retry("Missing RayService ClusterUpgradeOptions during upgrade.")
+        desired = build_gateway(svc)
+        name = desired["metadata"]["name"]
+        try:
+            existing = await self.client.get(GATEWAYS, name, ns)
+        except NotFound:
+            try:
+                created = await self.client.create(GATEWAYS, desired, ns)
+            except ApiError as e:
+                self._event(
+                    svc,
+                    "Warning",
+                    R.FAILED_TO_CREATE_GATEWAY,
+                    f"Failed to create Gateway for RayService {ns}/{name}: {e}",
+                    "Create",
+                )
+                raise
+            self._event(svc, "Normal", R.CREATED_GATEWAY, f"Created Gateway for RayService {ns}/{name}", "Create")
+            return created
+        want, have = desired["spec"], existing.get("spec") or {}
+
+        def listeners(spec: Mapping[str, Any]) -> list[tuple[Any, Any, Any]]:
+            return [(x.get("name"), x.get("protocol"), x.get("port")) for x in spec.get("listeners") or ()]
+
+        if want["gatewayClassName"] == have.get("gatewayClassName") and listeners(want) == listeners(have):
+            return existing
+        existing["spec"] = want
+        try:
+            updated = await self.client.update(GATEWAYS, existing)
+        except ApiError as e:
+            self._event(
+                svc, "Warning", R.FAILED_TO_UPDATE_GATEWAY, f"Failed to update the Gateway {ns}/{name}: {e}", "Update"
+            )
+            raise
+        self._event(svc, "Normal", R.UPDATED_GATEWAY, f"Updated the Gateway {ns}/{name}", "Update")
+        return updated
+
+    def _traffic_weights(self, svc: Obj, pending_ready: bool) -> tuple[int, int]:
+        """``calculateTrafficRoutedPercent`` (no rollback): move ``stepSizePercent`` of the traffic to the
+        pending cluster once per ``intervalSeconds``, never above its target capacity, only while its
+        applications are RUNNING."""
+        st = svc["status"]
+        act, pend = st.get("activeServiceStatus") or {}, st.get("pendingServiceStatus") or {}
+        options = self._upgrade_options(svc)
+        if not options:
+            raise _Retry("ClusterUpgradeOptions are not set during upgrade.")
+        w_a = _int_or(act.get("trafficRoutedPercent"), 100)
+        w_p = _int_or(pend.get("trafficRoutedPercent"), 0)
+        cap_p = _int_or(pend.get("targetCapacity"), 0)
+        if w_p == cap_p:
+            return w_a, w_p
+        last = _parse_time(pend.get("lastTrafficMigratedTime"))
+        interval = _int_or(options.get("intervalSeconds"), 1)
+        if (last is None or self._now() - last >= interval) and pending_ready:
+            w_p = min(100, w_p + _int_or(options.get("stepSizePercent"), 0), cap_p)
+            w_a = 100 - w_p
+        return w_a, w_p
+
+    async def _reconcile_http_route(
+        self, svc: Obj, active: Obj | None, pending: Obj | None, pending_ready: bool
+    ) -> Obj | None:
+        """``<rs>-httproute`` once an active cluster exists: its serve Service, then the pending one's."""
+        if active is None:
+            return None
+        meta = svc["metadata"]
+        ns = meta["namespace"]
+        await self.client.get(GATEWAYS, meta["name"] + C.GATEWAY_SUFFIX, ns)  # NotFound ⇒ retry
+        w_a, w_p = self._traffic_weights(svc, pending_ready)
+        desired = build_http_route(svc, active, pending, w_a, w_p)
+        name = desired["metadata"]["name"]
+        try:
+            existing = await self.client.get(HTTPROUTES, name, ns)
+        except NotFound:
+            try:
+                created = await self.client.create(HTTPROUTES, desired, ns)
+            except ApiError as e:
+                self._event(
+                    svc,
+                    "Warning",
+                    R.FAILED_TO_CREATE_HTTPROUTE,
+                    f"Failed to create the HTTPRoute for RayService {ns}/{name}: {e}",
+                    "Create",
+                )
+                raise
+            self._event(svc, "Normal", R.CREATED_HTTPROUTE, f"Created HTTPRoute for RayService {ns}/{name}", "Create")
+            return created
+        if _route_key(existing.get("spec") or {}) == _route_key(desired["spec"]):
+            return existing
+        existing["spec"] = desired["spec"]
+        try:
+            updated = await self.client.update(HTTPROUTES, existing)
+        except ApiError as e:
+            self._event(
+                svc,
+                "Warning",
+                R.FAILED_TO_UPDATE_HTTPROUTE,
+                f"Failed to update the HTTPRoute {ns}/{name}: {e}",
+                "Update",
+            )
+            raise
+        self._event(svc, "Normal", R.UPDATED_HTTPROUTE, f"Updated the HTTPRoute {ns}/{name}", "Update")
+        return updated
+
+    async def _gateway_and_route_ready(self, svc: Obj) -> bool:
+        meta = svc["metadata"]
+        ns, gw = meta["namespace"], meta["name"] + C.GATEWAY_SUFFIX
+        try:
+            gateway = await self.client.get(GATEWAYS, gw, ns)
+            route = await self.client.get(HTTPROUTES, meta["name"] + C.HTTPROUTE_SUFFIX, ns)
+        except NotFound:
+            return False
+        conds = (gateway.get("status") or {}).get("conditions") or ()
+        if not all(
+            any(c.get("type") == t and c.get("status") == "True" for c in conds) for t in ("Accepted", "Programmed")
+        ):
+            return False
+        for parent in (route.get("status") or {}).get("parents") or ():
+            if (parent.get("parentRef") or {}).get("name") != gw:
+                continue
+            pc = parent.get("conditions") or ()
+            if all(
+                any(c.get("type") == t and c.get("status") == "True" for c in pc) for t in ("Accepted", "ResolvedRefs")
+            ):
+                return True
+        return False
+
+    async def _reconcile_target_capacity(self, svc: Obj, cluster: Obj, client: dash.RayDashboardClient) -> None:
+        """``reconcileServeTargetCapacity`` (no rollback): lower the active cluster's ``target_capacity`` and
+        raise the pending one's by ``maxSurgePercent``, each only after the traffic caught up."""
+        st = svc["status"]
+        act, pend = st.setdefault("activeServiceStatus", {}), st.setdefault("pendingServiceStatus", {})
+        ns, cname = cluster["metadata"]["namespace"], cluster["metadata"]["name"]
+        if not act.get("rayClusterName") or not pend.get("rayClusterName"):
+            return
+        if not await self._gateway_and_route_ready(svc):
+            log.info("RayService %s: Gateway or HTTPRoute not ready; target_capacity unchanged", self._key(svc))
+            return
+        cap_a, cap_p = act.get("targetCapacity"), pend.get("targetCapacity")
+        if cap_a == 0 and cap_p == 100:
+            return  # upgrade complete
+        if cap_a is None:
+            act["targetCapacity"] = cap_a = 100
+        if cap_p is None:
+            pend["targetCapacity"] = cap_p = 0
+        max_surge = _int_or(self._upgrade_options(svc).get("maxSurgePercent"), 100)
+        if cap_p != _int_or(pend.get("trafficRoutedPercent"), 0):
+            return  # traffic has not caught up with the pending capacity yet
+        is_active = cname == act.get("rayClusterName")
+        if is_active and cap_a + cap_p > 100:
+            side, goal = act, max(0, cap_a - max_surge)
+        elif not is_active and cap_a + cap_p <= 100:
+            side, goal = pend, min(100, cap_p + max_surge)
+        else:
+            return
+        config = self.serve_configs.get(self._key(svc), cname) or str(svc["spec"].get("serveConfigV2") or "")
+        try:
+            await client.update_deployments(self._serve_payload(config, goal))
+        except (dash.DashboardError, TimeoutError, ValueError) as e:
+            self._event(
+                svc,
+                "Warning",
+                R.FAILED_TO_UPDATE_TARGET_CAPACITY,
+                f"Failed to update target_capacity of serve applications to the RayCluster {ns}/{cname}: {e}",
+                "Update",
+            )
+            raise _Retry(str(e)) from e
+        side["targetCapacity"] = goal
+        self._event(
+            svc,
+            "Normal",
+            R.UPDATED_SERVE_TARGET_CAPACITY,
+            f"Updated target_capacity of serve applications to to the RayCluster {ns}/{cname}",
+            "Update",
+        )
 
     # ---- services -----------------------------------------------------------------------------------------
 
@@ -1029,6 +1451,9 @@ class RayServiceReconciler:
         pending_apps: dict[str, Obj] | None,
         head_svc: Obj | None,
         serve_svc: Obj | None,
+        *,
+        route: Obj | None = None,
+        incremental: bool = False,
     ) -> None:
         st, meta = svc["status"], svc["metadata"]
         st["observedGeneration"] = meta.get("generation")
@@ -1051,7 +1476,17 @@ class RayServiceReconciler:
                     f"the head Service points to {points_to!r} and the serve Service to {serve_to!r}; expected the "
                     f"active ({active_name!r}) or pending ({pending_name!r}) RayCluster"
                 )
-            if points_to != active_name:
+            if incremental and route is not None:
+                self._read_traffic(svc, route, pending is not None)
+            if incremental and _is_true(st, CT.UPGRADE_IN_PROGRESS):
+                promote = (
+                    pending is not None and act.get("targetCapacity") == 0 and pend.get("trafficRoutedPercent") == 100
+                )
+            elif incremental:
+                promote = not active_name and bool(pending_name)
+            else:
+                promote = points_to != active_name
+            if promote:
                 log.info("RayService %s: promoting %s to active", self._key(svc), pending_name)
                 st["activeServiceStatus"] = act = pend
                 st["pendingServiceStatus"] = pend = {}
@@ -1061,8 +1496,13 @@ class RayServiceReconciler:
             name = U.generate_ray_cluster_name(meta["name"], lambda: U.random_string(C.RANDOM_SUFFIX_LENGTH, self.rng))
             log.info("RayService %s: preparing new RayCluster %s", self._key(svc), name)
             st["pendingServiceStatus"] = pend = {"rayClusterName": name}
+            if incremental:
+                if not act.get("rayClusterName") and act.get("targetCapacity") is None:
+                    pend["targetCapacity"] = 100
+                elif act.get("rayClusterName"):
+                    pend["targetCapacity"] = 0
 
-        endpoints = self._num_serve_endpoints(svc)
+        endpoints = self._num_serve_endpoints(svc, active, pending, incremental)
         if endpoints:
             st["numServeEndpoints"] = endpoints
         else:
@@ -1073,14 +1513,42 @@ class RayServiceReconciler:
         else:
             st.pop("serviceStatus", None)
 
-    def _num_serve_endpoints(self, svc: Obj) -> int:
+    def _num_serve_endpoints(self, svc: Obj, active: Obj | None, pending: Obj | None, incremental: bool) -> int:
         meta = svc["metadata"]
         template = U.as_map((svc["spec"].get("serveService") or {}).get("metadata"))
-        name = U.as_str(template.get("name")) or U.generate_serve_service_name(meta["name"])
-        slices = self.cache.list(
-            res.ENDPOINTSLICES, meta["namespace"], labels={C.ENDPOINTSLICE_SERVICE_NAME_LABEL_KEY: name}
-        )
-        return min(count_ready_endpoints(slices), C.MAX_INT32)
+        names = [U.as_str(template.get("name")) or U.generate_serve_service_name(meta["name"])]
+        if incremental and active is not None:
+            names = [U.generate_serve_service_name(active["metadata"]["name"])]
+        if incremental and pending is not None:
+            names.append(U.generate_serve_service_name(pending["metadata"]["name"]))
+        total = 0
+        for name in names:
+            slices = self.cache.list(
+                res.ENDPOINTSLICES, meta["namespace"], labels={C.ENDPOINTSLICE_SERVICE_NAME_LABEL_KEY: name}
+            )
+            total += count_ready_endpoints(slices)
+        return min(total, C.MAX_INT32)
+
+    def _read_traffic(self, svc: Obj, route: Obj, has_pending: bool) -> None:
+        """``trafficRoutedPercent`` from the HTTPRoute (backend names containing the cluster name); a change
+        moves ``lastTrafficMigratedTime``."""
+        st = svc["status"]
+        sides = [st.setdefault("activeServiceStatus", {})]
+        if has_pending:
+            sides.append(st.setdefault("pendingServiceStatus", {}))
+        backends = [b for r in (route.get("spec") or {}).get("rules") or () for b in r.get("backendRefs") or ()]
+        for side in sides:
+            cname = side.get("rayClusterName")
+            if not cname:
+                continue
+            for b in backends:
+                if cname in str(b.get("name", "")):
+                    weight = _int_or(b.get("weight"), 1)
+                    old = side.get("trafficRoutedPercent")
+                    if (-1 if old is None else old) != weight:
+                        side["lastTrafficMigratedTime"] = _fmt(self._now())
+                    side["trafficRoutedPercent"] = weight
+                    break
 
     def _calculate_conditions(self, svc: Obj, endpoints: int) -> None:
         st = svc["status"]

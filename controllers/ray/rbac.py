@@ -168,7 +168,7 @@ RAYJOB_PERMISSIONS: Final[tuple[Permission, ...]] = (
 #: RayService controller: its RayService (finalizer, status), the pending and active RayClusters, the
 #: head Pods' ``ray.io/serve`` label, the head and serve Services, the serve Service's EndpointSlices,
 #: dashboards and Serve proxies (optionally through the apiserver proxy), and the Gateway API objects of
-#: incremental upgrades (not ported yet).
+#: incremental upgrades.
 RAYSERVICE_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("ray.io", "rayservices", ("list", "watch", "update")),
     _p("ray.io", "rayservices", ("get", "create", "patch", "delete"), _AS_UPSTREAM),
@@ -187,11 +187,19 @@ RAYSERVICE_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("", "services/proxy", ("get", "create", "update", "patch"), _PROXY),
     _p("discovery.k8s.io", "endpointslices", ("list", "watch")),
     _p("discovery.k8s.io", "endpointslices", ("get",), _AS_UPSTREAM),
+    _p("gateway.networking.k8s.io", "gateways;httproutes", ("get", "create", "update")),
     _p(
         "gateway.networking.k8s.io",
         "gateways;httproutes",
-        ("get", "list", "watch", "create", "update", "delete"),
-        "gate RayServiceIncrementalUpgrade (Gateway API objects): NewClusterWithIncrementalUpgrade is not ported yet",
+        ("list", "watch"),
+        "granted as upstream's role does; Gateways and HTTPRoutes are read by name, never cached (their CRDs may "
+        "be absent)",
+    ),
+    _p(
+        "gateway.networking.k8s.io",
+        "gateways;httproutes",
+        ("delete",),
+        "suspend of a NewClusterWithIncrementalUpgrade RayService (no integration test); otherwise GC deletes them",
     ),
 )
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import copy
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,7 +28,7 @@ from support.wait import eventually, gone
 from controllers.ray import raycluster_controller, rayservice_controller
 from controllers.ray.utils.dashboard import DashboardClientFactory, Loopback, LoopbackProxyAddress
 from internal.app import Runtime
-from internal.client import AlreadyExists, Client, NotFound
+from internal.client import AlreadyExists, Client, Conflict, NotFound, Resource
 from internal.client.resources import ENDPOINTSLICES, EVENTS, PODS, RAYCLUSTERS, RAYSERVICES, SERVICES
 
 pytestmark = pytest.mark.t2
@@ -780,3 +781,148 @@ async def test_invalid_serve_config_is_reported_and_never_ready(
             st = await status_of(kclient, namespace, "svc")
             assert cond(st, "Ready")["status"] == "False" and not st["activeServiceStatus"].get("rayClusterName")
             await asyncio.sleep(0.2)
+
+
+# ---- NewClusterWithIncrementalUpgrade ----------------------------------------------------------------------
+
+GATEWAY_API_MODULE = "sigs.k8s.io/gateway-api@v1.4.1"
+GATEWAYS = Resource("gateway.networking.k8s.io", "v1", "gateways", "Gateway")
+HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
+GATEWAY_CONTROLLER = "example.net/sim-gateway-controller"
+
+
+async def install_gateway_api(plane: Any) -> None:
+    """The Gateway API CRDs (standard channel) from their Go module, as the plane's binaries come from Go
+    modules."""
+    proc = await asyncio.create_subprocess_exec(
+        "go", "mod", "download", "-json", GATEWAY_API_MODULE, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 300)
+    assert proc.returncode == 0, out
+    crds = Path(orjson.loads(out)["Dir"]) / "config" / "crd" / "standard"
+    paths = [crds / f"gateway.networking.k8s.io_{k}.yaml" for k in ("gatewayclasses", "gateways", "httproutes")]
+    await asyncio.to_thread(plane.install_crds, paths)
+
+
+def _true(kind: str, generation: int) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "status": "True",
+        "reason": kind,
+        "message": "",
+        "observedGeneration": generation,
+        "lastTransitionTime": "2026-01-01T00:00:00Z",
+    }
+
+
+async def gateway_controller(c: Client, ns: str) -> None:
+    """Play a Gateway implementation: accept and program every Gateway, accept every HTTPRoute whose
+    backends resolve (their Services exist)."""
+    while True:
+        for gw in (await c.list(GATEWAYS, ns))["items"]:
+            gen = gw["metadata"]["generation"]
+            if [x["type"] for x in (gw.get("status") or {}).get("conditions") or () if x["status"] == "True"] != [
+                "Accepted",
+                "Programmed",
+            ]:
+                gw["status"] = {"conditions": [_true("Accepted", gen), _true("Programmed", gen)]}
+                with contextlib.suppress(NotFound, Conflict):
+                    await c.update_status(GATEWAYS, gw)
+        services = {s["metadata"]["name"] for s in (await c.list(SERVICES, ns))["items"]}
+        for route in (await c.list(HTTPROUTES, ns))["items"]:
+            gen = route["metadata"]["generation"]
+            backends = [b["name"] for r in route["spec"].get("rules") or () for b in r.get("backendRefs") or ()]
+            if not all(b in services for b in backends):
+                continue
+            parents = [
+                {
+                    "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", **p},
+                    "controllerName": GATEWAY_CONTROLLER,
+                    "conditions": [_true("Accepted", gen), _true("ResolvedRefs", gen)],
+                }
+                for p in route["spec"]["parentRefs"]
+            ]
+            if (route.get("status") or {}).get("parents") != parents:
+                route["status"] = {"parents": parents}
+                with contextlib.suppress(NotFound, Conflict):
+                    await c.update_status(HTTPROUTES, route)
+        await asyncio.sleep(0.2)
+
+
+def _weights(route: Mapping[str, Any]) -> dict[str, int]:
+    return {b["name"]: b["weight"] for r in route["spec"]["rules"] for b in r["backendRefs"]}
+
+
+async def test_incremental_upgrade_moves_traffic_in_steps(sim_cluster: Any, kclient: Client, namespace: str) -> None:
+    await install_gateway_api(sim_cluster)
+    options = {"gatewayClassName": "sim", "stepSizePercent": 25, "intervalSeconds": 2, "maxSurgePercent": 50}
+    s = rayservice("inc", namespace, upgradeStrategy={"type": "NewClusterWithIncrementalUpgrade"})
+    s["spec"]["upgradeStrategy"]["clusterUpgradeOptions"] = options
+    s["spec"]["rayClusterConfig"]["enableInTreeAutoscaling"] = True
+    gwc = asyncio.create_task(gateway_controller(kclient, namespace))
+    try:
+        async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, heads):
+            created = await kclient.create(RAYSERVICES, s)
+            gw = await eventually(lambda: _get(kclient, GATEWAYS, "inc-gateway", namespace), 30, "the Gateway")
+            assert gw["spec"]["gatewayClassName"] == "sim"
+            listeners = [(x["name"], x["protocol"], x["port"]) for x in gw["spec"]["listeners"]]
+            assert listeners == [("http", "HTTP", 80)]
+            assert gw["metadata"]["ownerReferences"][0]["kind"] == "RayService"
+            st = await wait_ready(kclient, namespace, "inc")
+            old = st["activeServiceStatus"]["rayClusterName"]
+            assert st["activeServiceStatus"]["targetCapacity"] == 100
+            assert heads(old).serve_configs[0]["target_capacity"] == 100
+            # No <rs>-serve-svc in this mode: each cluster has its own, owned by the cluster.
+            assert await gone(kclient, SERVICES, "inc-serve-svc", namespace)
+            own = await kclient.get(SERVICES, f"{old}-serve-svc", namespace)
+            assert own["metadata"]["ownerReferences"][0]["kind"] == "RayCluster"
+            route = await eventually(lambda: _get(kclient, HTTPROUTES, "inc-httproute", namespace), 30, "the route")
+            assert _weights(route) == {f"{old}-serve-svc": 100}
+            assert route["spec"]["parentRefs"] == [
+                {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "inc-gateway", "namespace": namespace}
+            ]
+
+            await patch_spec(kclient, namespace, "inc", {"rayClusterConfig": new_image(created["spec"], "ray:2.53.0")})
+
+            async def pending() -> str | None:
+                return (await status_of(kclient, namespace, "inc"))["pendingServiceStatus"].get("rayClusterName")
+
+            new = await eventually(pending, 30, "a pending cluster")
+            seen: list[tuple[int, int]] = []
+
+            async def upgraded() -> bool:
+                route = await kclient.get(HTTPROUTES, "inc-httproute", namespace)
+                w = _weights(route)
+                pair = (w.get(f"{old}-serve-svc", 0), w.get(f"{new}-serve-svc", 0))
+                if not seen or seen[-1] != pair:
+                    seen.append(pair)
+                st = await status_of(kclient, namespace, "inc")
+                return st["activeServiceStatus"].get("rayClusterName") == new and not st["pendingServiceStatus"]
+
+            await eventually(upgraded, 120, "traffic moved in steps and the new cluster promoted")
+            # Traffic moved 25 % at a time, never ahead of the new cluster's capacity.
+            assert seen[:5] == [(100, 0), (75, 25), (50, 50), (25, 75), (0, 100)], seen
+            caps = [c.get("target_capacity") for c in heads(new).serve_configs]
+            assert caps[0] == 0 and 50 in caps and caps[-1] == 100
+            assert [c.get("target_capacity") for c in heads(old).serve_configs][-1] == 0
+            got = await reasons(kclient, namespace, "inc")
+            assert "UpdatedServeTargetCapacity" in got and "UpdatedHTTPRoute" in got
+            await eventually(lambda: gone(kclient, RAYCLUSTERS, old, namespace), 60, "the old cluster deleted")
+
+            async def one_backend() -> bool:
+                route = await kclient.get(HTTPROUTES, "inc-httproute", namespace)
+                return _weights(route) == {f"{new}-serve-svc": 100}
+
+            await eventually(one_backend, 30, "the route down to the new cluster")
+            assert await selector_target(kclient, namespace, "inc-head-svc") == new
+    finally:
+        gwc.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await gwc
+
+
+async def _get(c: Client, r: Any, name: str, ns: str) -> dict[str, Any] | None:
+    try:
+        return await c.get(r, name, ns)
+    except NotFound:
+        return None

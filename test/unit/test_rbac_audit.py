@@ -51,7 +51,7 @@ def test_unused_grants_and_their_declared_reasons(tmp_path: Path) -> None:
     assert ("ray.io", "rayclusters", "list") not in unused and ("", "pods", "watch") not in unused
     assert ("ray.io", "rayclusters", "create") in unused
     reasons = unused_reasons()
-    assert "RayServiceIncrementalUpgrade" in reasons[("gateway.networking.k8s.io", "httproutes", "create")]
+    assert "NewClusterWithIncrementalUpgrade" in reasons[("gateway.networking.k8s.io", "httproutes", "delete")]
     assert ("ray.io", "rayservices/status", "update") not in reasons  # the RayService controller writes it
     assert "GCSFaultToleranceEmbeddedStorage" in reasons[("", "persistentvolumeclaims", "create")]
     # What the controllers must exercise has no reason: an unused one fails a whole-suite run.
