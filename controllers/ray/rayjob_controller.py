@@ -577,6 +577,10 @@ class RayJobReconciler:
             )
             self.recorder.event(job, "Warning", R.RAY_CLUSTER_NOT_FOUND, msg, action="Validate")
             raise _Retry(msg)
+        log.info(
+            "RayCluster not found, creating RayCluster!",
+            extra={"RayCluster": {"name": name, "namespace": meta["namespace"]}},
+        )
         cluster = jobb.construct_ray_cluster_for_rayjob(
             job, name, env=self.options.env, features=self.options.gates.values
         )
@@ -664,6 +668,7 @@ class RayJobReconciler:
                 action="Create",
             )
             raise
+        log.info("Created submitter Kubernetes Job for RayJob", extra={"Kubernetes Job": meta["name"]})
         self.recorder.event(
             job,
             "Normal",
@@ -684,6 +689,10 @@ class RayJobReconciler:
                 if c.get("status") != "True":
                     continue
                 if c.get("type") == "Failed":
+                    log.info(
+                        "The submitter Kubernetes Job has failed. Attempting to transition the status to `Failed`.",
+                        extra={"Submitter K8s Job": sub["metadata"]["name"], "Reason": c.get("reason", "")},
+                    )
                     reason = "AppFailed" if status.get("jobStatus") == "FAILED" else "SubmissionFailed"
                     self._fail(
                         job,
@@ -729,6 +738,10 @@ class RayJobReconciler:
             if not term:
                 return False, None
             if term.get("exitCode", 0) != 0:
+                log.info(
+                    "The submitter sidecar container has failed. Attempting to transition the status to `Failed`.",
+                    extra={"Submitter sidecar container": cs.get("name"), "ExitCode": term.get("exitCode")},
+                )
                 reason = "AppFailed" if status.get("jobStatus") == "FAILED" else "SubmissionFailed"
                 self._fail(
                     job,
@@ -769,6 +782,10 @@ class RayJobReconciler:
                 action="Delete",
             )
             raise
+        log.info(
+            "The associated RayCluster for RayJob is deleted",
+            extra={"RayCluster": {"name": name, "namespace": meta["namespace"]}},
+        )
         self.recorder.event(
             job, "Normal", R.DELETED_RAY_CLUSTER, f"Deleted cluster {meta['namespace']}/{name}", action="Delete"
         )
@@ -826,6 +843,9 @@ class RayJobReconciler:
                 action="Delete",
             )
             raise
+        log.info(
+            "The associated submitter Kubernetes Job for RayJob is deleted", extra={"Submitter K8s Job": meta["name"]}
+        )
         self.recorder.event(
             job,
             "Normal",

@@ -117,6 +117,12 @@ async def test_http_mode_runs_to_complete(sim_cluster: Any, kclient: Client, nam
     assert last["controllerKind"] == "RayJob" and len(last["reconcileID"]) == 36
     states = {line.get("JobDeploymentStatus") for line in log_lines(out) if line["msg"] == "RayJob"}
     assert {"", "Initializing", "Running"} <= states
+    [created] = [
+        line
+        for line in log_lines(out)
+        if line["msg"] == "RayCluster not found, creating RayCluster!" and line["RayJob"]["name"] == "job"
+    ]
+    assert created["RayCluster"]["namespace"] == namespace and created["RayCluster"]["name"].startswith("job-")
 
 
 async def _http_mode_runs_to_complete(sim_cluster: Any, kclient: Client, namespace: str) -> None:
