@@ -14,6 +14,7 @@ the Kubernetes types they embed by :data:`controllers.ray.utils.k8s_structs.STRU
 from __future__ import annotations
 
 import base64
+import copy
 import datetime as dt
 import functools
 import hashlib
@@ -104,12 +105,28 @@ def normalise(value: Any, t: GoType) -> Any:
         src = value if isinstance(value, Mapping) else {}
         out: dict[str, Any] = {}
         for name, ft, flags in _fields(t):
-            v = normalise(src.get(name), ft)
-            if (flags & _OMITEMPTY and _empty(v, ft)) or (flags & _OMITZERO and ft == "time" and v is None):
+            raw = src.get(name)
+            if raw is None:  # most fields are absent: their (cached) zero value
+                omitted, zero = _zero_field(ft, flags)
+                if not omitted:
+                    out[name] = copy.deepcopy(zero) if isinstance(zero, dict) else zero
                 continue
-            out[name] = v
+            v = normalise(raw, ft)
+            if not _omitted(v, ft, flags):
+                out[name] = v
         return out
     return _scalar(value, t)
+
+
+def _omitted(v: Any, t: GoType, flags: int) -> bool:
+    return bool((flags & _OMITEMPTY and _empty(v, t)) or (flags & _OMITZERO and t == "time" and v is None))
+
+
+@functools.cache
+def _zero_field(t: GoType, flags: int) -> tuple[bool, Any]:
+    """Whether an absent field of type ``t`` is left out, and what is written otherwise."""
+    zero = normalise(None, t)
+    return _omitted(zero, t, flags), zero
 
 
 def _empty(v: Any, t: GoType) -> bool:
@@ -181,41 +198,19 @@ def _quantity_string(raw: str) -> str:
     return q.canonical()
 
 
-_ESCAPES: Final = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
-_ESCAPES.update({c: f"\\u{ord(c):04x}" for c in "<>&\u2028\u2029"})
-_ESCAPES.update({chr(i): f"\\u{i:04x}" for i in range(0x20) if chr(i) not in _ESCAPES})
-_TABLE: Final = str.maketrans(_ESCAPES)
-
-
-def _dump(v: Any, out: list[str]) -> None:
-    if isinstance(v, str):
-        out.append('"' + v.translate(_TABLE) + '"')
-    elif isinstance(v, dict):
-        out.append("{")
-        for i, (k, item) in enumerate(v.items()):
-            if i:
-                out.append(",")
-            out.append('"' + k.translate(_TABLE) + '":')
-            _dump(item, out)
-        out.append("}")
-    elif isinstance(v, list):
-        out.append("[")
-        for i, item in enumerate(v):
-            if i:
-                out.append(",")
-            _dump(item, out)
-        out.append("]")
-    elif v is None or isinstance(v, (bool, int)):
-        out.append(orjson.dumps(v).decode())
-    else:
-        out.append(orjson.dumps(v).decode())  # floats: not reached by the types this module describes
+# orjson escapes what encoding/json escapes (quotes, backslash, control characters as \b \f \n \r \t or
+# \u00xx) except Go's HTML-safe set. Those characters only ever occur inside strings of the output,
+# so replacing them in the whole text is exact.
+_HTML_ESCAPES: Final = tuple((c, f"\\u{ord(c):04x}") for c in "<>&\u2028\u2029")
 
 
 def marshal(value: Any, t: GoType) -> bytes:
     """The bytes Go's ``json.Marshal`` writes for ``value`` decoded into type ``t``."""
-    out: list[str] = []
-    _dump(normalise(value, t), out)
-    return "".join(out).encode()
+    text = orjson.dumps(normalise(value, t)).decode()
+    for char, escaped in _HTML_ESCAPES:
+        if char in text:
+            text = text.replace(char, escaped)
+    return text.encode()
 
 
 def json_hash(value: Any, t: GoType) -> str:
