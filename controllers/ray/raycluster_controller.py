@@ -244,7 +244,7 @@ class RayClusterReconciler:
         cluster: Obj = thaw(cached)
         spec = cluster.setdefault("spec", {})
         managed_by = spec.get("managedBy")
-        if managed_by and managed_by != MANAGED_BY:
+        if managed_by is not None and managed_by != MANAGED_BY:  # "" is external too, as upstream
             log.info("RayCluster %s is managed by %s; skipping", request, managed_by)
             return Result()
         _set_defaults(cluster)
