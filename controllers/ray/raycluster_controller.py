@@ -249,21 +249,30 @@ class RayClusterReconciler:
             return Result()
         _set_defaults(cluster)
 
+        where = f"{request.namespace}/{request.name}"
         try:
             v.validate_ray_cluster_metadata(cluster)
         except ValidationError as e:
-            self.recorder.event(cluster, "Warning", R.INVALID_RAY_CLUSTER_METADATA, str(e), action=VALIDATE)
+            note = f"The RayCluster metadata is invalid {where}: {e}"
+            self.recorder.event(cluster, "Warning", R.INVALID_RAY_CLUSTER_METADATA, note, action=VALIDATE)
             return Result()
         try:
             v.validate_ray_cluster_spec(spec, cluster["metadata"].get("annotations"), self._features)
+        except ValidationError as e:
+            note = f"The RayCluster spec is invalid {where}: {e}"
+            self.recorder.event(cluster, "Warning", R.INVALID_RAY_CLUSTER_SPEC, note, action=VALIDATE)
+            return Result()
+        try:
             v.validate_ray_cluster_upgrade_options(cluster)
         except ValidationError as e:
-            self.recorder.event(cluster, "Warning", R.INVALID_RAY_CLUSTER_SPEC, str(e), action=VALIDATE)
+            note = f"The RayCluster UpgradeStrategy is invalid {where}: {e}"
+            self.recorder.event(cluster, "Warning", R.INVALID_RAY_CLUSTER_SPEC, note, action=VALIDATE)
             return Result()
         try:
             v.validate_ray_cluster_status(cluster)
         except ValidationError as e:
-            self.recorder.event(cluster, "Warning", R.INVALID_RAY_CLUSTER_STATUS, str(e), action=VALIDATE)
+            note = f"The RayCluster status is invalid {where}, {e}"
+            self.recorder.event(cluster, "Warning", R.INVALID_RAY_CLUSTER_STATUS, note, action=VALIDATE)
             raise
 
         # The Redis cleanup finalizer is handled only while cleanup is on and FT is enabled: a finalizer
