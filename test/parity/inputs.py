@@ -80,7 +80,7 @@ def _start_params() -> st.SearchStrategy[dict[str, str]]:
         "metrics-export-port": st.sampled_from(["8080", "9001"]),
         "block": st.just("true"),
     }
-    return st.fixed_dictionaries({}, optional=values)  # type: ignore[arg-type]
+    return st.fixed_dictionaries({}, optional=values)
 
 
 def _container(name: str, head: bool) -> st.SearchStrategy[dict[str, Any]]:
@@ -153,7 +153,7 @@ def raycluster(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.integers(0, 4)) == 0:
         head["headService"] = {
             "metadata": {"annotations": {"parity": "custom"}},
-            "spec": {"ports": [{"name": "custom", "port": 9999}, {"name": "dashboard", "port": 8265}]},
+            "spec": {"ports": [{"name": "extra", "port": 7777}]},
         }
     groups = [draw(_worker_group(i)) for i in range(draw(st.integers(0, 2)))]
     spec: dict[str, Any] = {"headGroupSpec": head, "workerGroupSpecs": groups}

@@ -30,7 +30,7 @@ def load(path: Path) -> Result:
 
 
 def main(argv: list[str]) -> int:
-    files = [Path(a) for a in argv] or sorted(ARTIFACTS.glob("*.json"))
+    files = [Path(a) for a in argv] or sorted(f for f in ARTIFACTS.glob("*.json") if not f.name.endswith(".raw.json"))
     allowed = load_allowed()
     used: Counter[str] = Counter()
     for f in files:

@@ -79,6 +79,7 @@ class Pair:
         result.unsettled = [("ours" if ns == self.ours.namespace else "upstream") + f" ({ns})" for ns in unsettled]
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / f"{label}.json").write_text(json.dumps(result.to_json(), indent=1, default=str))
+        (ARTIFACTS / f"{label}.raw.json").write_text(json.dumps(snaps, default=str))
         harness.apply_allowed(result, harness.load_allowed())
         (ARTIFACTS / f"{label}.txt").write_text(result.report() + "\n")
         print(result.report())
@@ -226,7 +227,16 @@ async def test_scenarios(sim_cluster: Any, kclient: Client, oracle: Path, tmp_pa
         await p.patch("RayCluster", "sc-scale", {"spec": {"workerGroupSpecs": [_group(4)]}})
 
         async def delete_worker(side: Side) -> None:
-            victim = sorted(w["metadata"]["name"] for w in await _pods(p, side, "sc-wtd", "worker"))[0]
+            # the same victim on both sides: the worker with replica index 1 (else the oldest)
+            workers = sorted(
+                await _pods(p, side, "sc-wtd", "worker"),
+                key=lambda w: (
+                    (w["metadata"].get("labels") or {}).get("ray.io/worker-group-replica-index") != "1",
+                    w["metadata"]["creationTimestamp"],
+                    w["metadata"]["name"],
+                ),
+            )
+            victim = workers[0]["metadata"]["name"]
             group = _group(2)
             group["scaleStrategy"] = {"workersToDelete": [victim]}
             await p.client.patch(RAYCLUSTERS, "sc-wtd", {"spec": {"workerGroupSpecs": [group]}}, side.namespace)
