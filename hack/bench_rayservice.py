@@ -300,10 +300,18 @@ class Tracker:
         self.clusters: set[str] = set()
         self.peak_clusters = 0
         self.deleted: dict[str, float] = {}
+        self.cluster_created: dict[str, float] = {}
+        self.cluster_ready: dict[str, float] = {}
         for inf in rt.cache.informers_for(RAYSERVICES):
             inf.add_event_handler(HandlerFuncs(add=lambda o, _i: self.on(o), update=lambda _o, n: self.on(n)))
         for inf in rt.cache.informers_for(RAYCLUSTERS):
-            inf.add_event_handler(HandlerFuncs(add=lambda o, _i: self.on_cluster(o), delete=self.on_cluster_gone))
+            inf.add_event_handler(
+                HandlerFuncs(
+                    add=lambda o, _i: self.on_cluster(o),
+                    update=lambda _o, n: self.on_cluster(n),
+                    delete=self.on_cluster_gone,
+                )
+            )
 
     def on(self, obj: Obj) -> None:
         name, st = str(obj["metadata"]["name"]), obj.get("status") or {}
@@ -320,8 +328,13 @@ class Tracker:
         self.upgrading[name] = _upgrading(st)
 
     def on_cluster(self, obj: Any) -> None:
-        self.clusters.add(str(obj["metadata"]["name"]))
+        name = str(obj["metadata"]["name"])
+        now = time.monotonic()
+        self.clusters.add(name)
         self.peak_clusters = max(self.peak_clusters, len(self.clusters))
+        self.cluster_created.setdefault(name, now)
+        if (obj.get("status") or {}).get("state") == "ready":
+            self.cluster_ready.setdefault(name, now)
 
     def on_cluster_gone(self, obj: Any) -> None:
         obj = getattr(obj, "obj", obj)  # DeletedFinalStateUnknown carries the last state
@@ -570,6 +583,7 @@ async def phase_ready(
     create_s = time.monotonic() - t0
     done = await until(lambda: all(x in tr.first_ready for x in names), args.timeout)
     ready = [tr.first_ready[x] for x in names if x in tr.first_ready]
+    first = {x: tr.active[x][0] for x in names if x in tr.active}
     rows = phase.rows()
     durations = times.between(t0, time.monotonic())
     return {
@@ -578,6 +592,15 @@ async def phase_ready(
         "**all `Ready`, from the first create** (s)": f"**{secs(ready, t0, n)}**" + ("" if done else " (deadline hit)"),
         "per service: create sent → `Ready`, p50 / p99 / max": spread(
             [tr.first_ready[x] - sent[x] for x in names if x in tr.first_ready]
+        ),
+        "… of which create sent → its RayCluster created": spread(
+            [tr.cluster_created[cl] - sent[x] for x, cl in first.items() if cl in tr.cluster_created]
+        ),
+        "… RayCluster created → its state `ready` (head pod Running and Ready)": spread(
+            [tr.cluster_ready[cl] - tr.cluster_created[cl] for cl in first.values() if cl in tr.cluster_ready]
+        ),
+        "… RayCluster `ready` → RayService `Ready` (Serve config PUT, app RUNNING, Services, endpoints)": spread(
+            [tr.first_ready[x] - tr.cluster_ready[cl] for x, cl in first.items() if cl in tr.cluster_ready]
         ),
         f"RayService reconcile latency ({len(durations)} reconciles), p50 / p99 / max": spread(
             durations, "ms", 1000, 0
@@ -634,6 +657,7 @@ async def phase_upgrade(
     rows = phase.rows()
     durations = times.between(t0, time.monotonic())
     switch_at = [tr.active[x][1] for x in names if switched(x)]
+    after = {x: tr.active[x][0] for x in names if switched(x)}
     return {
         "RayServices upgraded at once (`rayClusterConfig`: a head env var changed)": f"{len(names)}",
         f"patch loop, {CREATE_CONCURRENCY} in flight (s)": f"{patch_s:.1f}",
@@ -642,6 +666,15 @@ async def phase_upgrade(
         ),
         "per service: patch sent → traffic on the new cluster, p50 / p99 / max": spread(
             [tr.active[x][1] - sent[x] for x in names if switched(x)]
+        ),
+        "… of which patch sent → new RayCluster created": spread(
+            [tr.cluster_created[new] - sent[x] for x, new in after.items() if new in tr.cluster_created]
+        ),
+        "… new RayCluster created → its state `ready` (head pod Running and Ready)": spread(
+            [tr.cluster_ready[new] - tr.cluster_created[new] for new in after.values() if new in tr.cluster_ready]
+        ),
+        "… RayCluster `ready` → traffic switched (Serve config PUT, app RUNNING, Services switched)": spread(
+            [tr.active[x][1] - tr.cluster_ready[new] for x, new in after.items() if new in tr.cluster_ready]
         ),
         f"all old clusters deleted (rayClusterDeletionDelaySeconds {args.deletion_delay}), from the first patch (s)": (
             secs([tr.deleted[x] for x in old if x in tr.deleted], t0, len(old)) + ("" if gone else " (deadline hit)")
