@@ -4,6 +4,7 @@ field; what upstream only catches at reconcile time is caught by the validators 
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -98,3 +99,28 @@ async def test_reconcile_time_rules_are_caught_by_the_validators_not_the_crd(kcl
     stored = await kclient.create(RAYJOBS, job)
     with pytest.raises(ValidationError, match="TTLSecondsAfterFinished"):
         validation.validate_ray_job(stored)
+
+
+async def test_embedded_pod_templates_get_only_upstreams_defaults(kclient: Client, namespace: str) -> None:
+    """A default rewrites what the user applied (and every hash of it): the embedded Kubernetes schemas
+    keep only the defaults upstream's CRDs have (controller-gen's +default markers)."""
+    c = cluster(namespace)
+    head = c["spec"]["headGroupSpec"]["template"]["spec"]
+    head["tolerations"] = [{"operator": "Exists"}]
+    head["containers"][0]["ports"] = [{"containerPort": 8265, "name": "dashboard"}]
+    stored = await kclient.create(RAYCLUSTERS, c)
+    spec = stored["spec"]["headGroupSpec"]["template"]["spec"]
+    assert spec["tolerations"] == [{"operator": "Exists"}]  # no key: "" added
+    assert spec["containers"][0]["ports"] == [{"containerPort": 8265, "name": "dashboard", "protocol": "TCP"}]
+
+
+async def test_v1alpha1_is_served_and_stored_as_v1(kclient: Client, namespace: str) -> None:
+    """As upstream's CRDs: ray.io/v1alpha1 is still served (not stored), so clusters that once stored it
+    can take these CRDs; what is written through it is stored and read as ray.io/v1."""
+    alpha = replace(RAYCLUSTERS, version="v1alpha1")
+    c = cluster(namespace)
+    c["apiVersion"] = "ray.io/v1alpha1"
+    created = await kclient.create(alpha, c)
+    assert created["apiVersion"] == "ray.io/v1alpha1"
+    stored = await kclient.get(RAYCLUSTERS, "rc", namespace)
+    assert stored["apiVersion"] == "ray.io/v1" and stored["spec"]["workerGroupSpecs"][0]["groupName"] == "w"
