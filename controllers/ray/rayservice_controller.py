@@ -18,8 +18,7 @@ Deliberate deviations from upstream (spec §11):
   ``DeletedRayCluster`` events); it still counts as "left to clean".
 * Q15: disagreeing head/serve Services are an error of the pass, never a crash.
 * ``NewClusterWithIncrementalUpgrade``: the Gateway, the HTTPRoute, per-cluster serve Services, traffic
-  steps and ``target_capacity`` steps are ported; the rollback state machine (``RollbackInProgress``) is
-  not: a spec change mid-upgrade replaces the pending cluster as in ``NewCluster``. Gateway and
+  steps, ``target_capacity`` steps and the rollback state machine are ported. Gateway and
   HTTPRoute are read from the API by name (never cached: their CRDs may be absent), and their status
   fields are compared by value (upstream compares pointers and rewrites the status every pass, Q1).
 """
@@ -691,14 +690,17 @@ class RayServiceReconciler:
 
         incremental = self._incremental(svc)
         upgrading = _is_true(status, CT.UPGRADE_IN_PROGRESS)
-        if incremental and upgrading and active is None:
-            self._event(
-                svc,
-                "Warning",
-                R.ROLLBACK_IMPOSSIBLE,
-                "Active cluster not found, rollback cannot be initiated",
-                "Reconcile",
-            )
+        if incremental and upgrading:
+            if active is None:
+                self._event(
+                    svc,
+                    "Warning",
+                    R.ROLLBACK_IMPOSSIBLE,
+                    "Active cluster not found, rollback cannot be initiated",
+                    "Reconcile",
+                )
+            elif pending is not None:
+                self._reconcile_rollback_state(svc, active, pending)
 
         for cluster in (active, pending):
             if cluster is not None:
@@ -1120,8 +1122,12 @@ class RayServiceReconciler:
         act = st.get("activeServiceStatus") or {}
         incremental = self._incremental(svc)
         is_active = act.get("rayClusterName") == cname
-        # Incremental: the active cluster's config is frozen while traffic moves (rollback not ported).
-        skip = incremental and is_active and _is_true(st, CT.UPGRADE_IN_PROGRESS)
+        # Incremental: the config of the cluster traffic moves away from is frozen.
+        rolling_back = _is_true(st, CT.ROLLBACK_IN_PROGRESS)
+        skip = incremental and (
+            (is_active and _is_true(st, CT.UPGRADE_IN_PROGRESS) and not rolling_back)
+            or (not is_active and rolling_back)
+        )
         reason = ""
         if skip:
             pass
@@ -1196,6 +1202,31 @@ class RayServiceReconciler:
     def _upgrade_options(self, svc: Obj) -> Obj:
         return U.as_map(U.as_map(svc["spec"].get("upgradeStrategy")).get("clusterUpgradeOptions"))
 
+    def _reconcile_rollback_state(self, svc: Obj, active: Obj, pending: Obj) -> None:
+        """``reconcileRollbackState``: the goal spec back to the active cluster's, or a third spec, rolls
+        the upgrade back; back to the pending cluster's spec resumes it."""
+        st = svc["status"]
+        if is_cluster_spec_hash_equal(svc, active, partial=False):
+            message = "Goal state reverted to original cluster, rolling back."
+        elif is_cluster_spec_hash_equal(svc, pending, partial=False):
+            remove_condition(st, CT.ROLLBACK_IN_PROGRESS)
+            return
+        else:
+            message = "Goal state changed mid-upgrade, rolling back to original cluster."
+        if not _is_true(st, CT.ROLLBACK_IN_PROGRESS):
+            log.info("RayService %s: %s", self._key(svc), message)
+            set_condition(st, CT.ROLLBACK_IN_PROGRESS, "True", CR.DESIRED_CLUSTER_SPEC_CHANGED, message, self.clock)
+
+    def _rollback_complete(self, svc: Obj, pending: Obj | None) -> bool:
+        st = svc["status"]
+        act, pend = st.get("activeServiceStatus") or {}, st.get("pendingServiceStatus") or {}
+        if act.get("targetCapacity") != 100 or act.get("trafficRoutedPercent") != 100:
+            return False
+        head_ready = pending is not None and _is_true(pending.get("status") or {}, "HeadPodReady")
+        return not head_ready or (
+            _int_or(pend.get("targetCapacity"), 0) == 0 and _int_or(pend.get("trafficRoutedPercent"), 0) == 0
+        )
+
     async def _reconcile_cluster_serve_service(self, svc: Obj, cluster: Obj) -> Obj:
         """``<cluster>-serve-svc``, owned by the RayCluster; created once, never updated."""
         ns = svc["metadata"]["namespace"]
@@ -1259,9 +1290,9 @@ class RayServiceReconciler:
         return updated
 
     def _traffic_weights(self, svc: Obj, pending_ready: bool) -> tuple[int, int]:
-        """``calculateTrafficRoutedPercent`` (no rollback): move ``stepSizePercent`` of the traffic to the
-        pending cluster once per ``intervalSeconds``, never above its target capacity, only while its
-        applications are RUNNING."""
+        """``calculateTrafficRoutedPercent``: move ``stepSizePercent`` of the traffic to the pending cluster
+        once per ``intervalSeconds``, never above its target capacity, only while its applications are
+        RUNNING; in a rollback, back to the active cluster up to its capacity."""
         st = svc["status"]
         act, pend = st.get("activeServiceStatus") or {}, st.get("pendingServiceStatus") or {}
         options = self._upgrade_options(svc)
@@ -1270,12 +1301,21 @@ class RayServiceReconciler:
         w_a = _int_or(act.get("trafficRoutedPercent"), 100)
         w_p = _int_or(pend.get("trafficRoutedPercent"), 0)
         cap_p = _int_or(pend.get("targetCapacity"), 0)
-        if w_p == cap_p:
+        cap_a = _int_or(act.get("targetCapacity"), 100)
+        rolling_back = _is_true(st, CT.ROLLBACK_IN_PROGRESS)
+        if (not rolling_back and w_p == cap_p) or (rolling_back and w_a == cap_a):
             return w_a, w_p
-        last = _parse_time(pend.get("lastTrafficMigratedTime"))
+        receiver = act if rolling_back else pend
+        last = _parse_time(receiver.get("lastTrafficMigratedTime"))
         interval = _int_or(options.get("intervalSeconds"), 1)
-        if (last is None or self._now() - last >= interval) and pending_ready:
-            w_p = min(100, w_p + _int_or(options.get("stepSizePercent"), 0), cap_p)
+        step = _int_or(options.get("stepSizePercent"), 0)
+        if last is not None and self._now() - last < interval:
+            return w_a, w_p
+        if rolling_back:  # back to the original cluster, whatever the pending one's health
+            w_a = min(100, w_a + step, cap_a)
+            w_p = 100 - w_a
+        elif pending_ready:
+            w_p = min(100, w_p + step, cap_p)
             w_a = 100 - w_p
         return w_a, w_p
 
@@ -1348,8 +1388,9 @@ class RayServiceReconciler:
         return False
 
     async def _reconcile_target_capacity(self, svc: Obj, cluster: Obj, client: dash.RayDashboardClient) -> None:
-        """``reconcileServeTargetCapacity`` (no rollback): lower the active cluster's ``target_capacity`` and
-        raise the pending one's by ``maxSurgePercent``, each only after the traffic caught up."""
+        """``reconcileServeTargetCapacity``: lower the active cluster's ``target_capacity`` and raise the
+        pending one's by ``maxSurgePercent``, each only after the traffic caught up (the reverse in a
+        rollback)."""
         st = svc["status"]
         act, pend = st.setdefault("activeServiceStatus", {}), st.setdefault("pendingServiceStatus", {})
         ns, cname = cluster["metadata"]["namespace"], cluster["metadata"]["name"]
@@ -1359,22 +1400,35 @@ class RayServiceReconciler:
             log.info("RayService %s: Gateway or HTTPRoute not ready; target_capacity unchanged", self._key(svc))
             return
         cap_a, cap_p = act.get("targetCapacity"), pend.get("targetCapacity")
-        if cap_a == 0 and cap_p == 100:
+        rolling_back = _is_true(st, CT.ROLLBACK_IN_PROGRESS)
+        if rolling_back and cap_a == 100 and cap_p == 0:
+            return  # rollback complete
+        if not rolling_back and cap_a == 0 and cap_p == 100:
             return  # upgrade complete
         if cap_a is None:
             act["targetCapacity"] = cap_a = 100
         if cap_p is None:
             pend["targetCapacity"] = cap_p = 0
         max_surge = _int_or(self._upgrade_options(svc).get("maxSurgePercent"), 100)
-        if cap_p != _int_or(pend.get("trafficRoutedPercent"), 0):
-            return  # traffic has not caught up with the pending capacity yet
         is_active = cname == act.get("rayClusterName")
-        if is_active and cap_a + cap_p > 100:
-            side, goal = act, max(0, cap_a - max_surge)
-        elif not is_active and cap_a + cap_p <= 100:
-            side, goal = pend, min(100, cap_p + max_surge)
+        if rolling_back:
+            if cap_a != _int_or(act.get("trafficRoutedPercent"), 0):
+                return  # traffic has not come back to the active capacity yet
+            if not is_active and cap_a + cap_p > 100:
+                side, goal = pend, max(0, cap_p - max_surge)
+            elif is_active and cap_a + cap_p <= 100:
+                side, goal = act, min(100, cap_a + max_surge)
+            else:
+                return
         else:
-            return
+            if cap_p != _int_or(pend.get("trafficRoutedPercent"), 0):
+                return  # traffic has not caught up with the pending capacity yet
+            if is_active and cap_a + cap_p > 100:
+                side, goal = act, max(0, cap_a - max_surge)
+            elif not is_active and cap_a + cap_p <= 100:
+                side, goal = pend, min(100, cap_p + max_surge)
+            else:
+                return
         config = self.serve_configs.get(self._key(svc), cname) or str(svc["spec"].get("serveConfigV2") or "")
         try:
             await client.update_deployments(self._serve_payload(config, goal))
@@ -1480,7 +1534,10 @@ class RayServiceReconciler:
                 self._read_traffic(svc, route, pending is not None)
             if incremental and _is_true(st, CT.UPGRADE_IN_PROGRESS):
                 promote = (
-                    pending is not None and act.get("targetCapacity") == 0 and pend.get("trafficRoutedPercent") == 100
+                    pending is not None
+                    and not _is_true(st, CT.ROLLBACK_IN_PROGRESS)
+                    and act.get("targetCapacity") == 0
+                    and pend.get("trafficRoutedPercent") == 100
                 )
             elif incremental:
                 promote = not active_name and bool(pending_name)
@@ -1491,6 +1548,20 @@ class RayServiceReconciler:
                 st["activeServiceStatus"] = act = pend
                 st["pendingServiceStatus"] = pend = {}
             is_pending_serving = points_to == pending_name
+
+        if incremental and _is_true(st, CT.ROLLBACK_IN_PROGRESS) and self._rollback_complete(svc, pending):
+            log.info("RayService %s: rollback complete", self._key(svc))
+            st["pendingServiceStatus"] = pend = {}
+            pending = None
+            remove_condition(st, CT.ROLLBACK_IN_PROGRESS)
+            set_condition(
+                st,
+                CT.UPGRADE_IN_PROGRESS,
+                "False",
+                CR.NO_PENDING_CLUSTER,
+                "Rollback complete, active Ray cluster exists and no pending Ray cluster",
+                self.clock,
+            )
 
         if self._should_prepare_new_cluster(svc, active, pending, is_pending_serving):
             name = U.generate_ray_cluster_name(meta["name"], lambda: U.random_string(C.RANDOM_SUFFIX_LENGTH, self.rng))

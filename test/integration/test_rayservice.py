@@ -926,3 +926,61 @@ async def _get(c: Client, r: Any, name: str, ns: str) -> dict[str, Any] | None:
         return await c.get(r, name, ns)
     except NotFound:
         return None
+
+
+async def test_incremental_upgrade_rolls_back_when_the_spec_is_reverted(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    await install_gateway_api(sim_cluster)
+    options = {"gatewayClassName": "sim", "stepSizePercent": 25, "intervalSeconds": 2, "maxSurgePercent": 50}
+    s = rayservice("inc", namespace, upgradeStrategy={"type": "NewClusterWithIncrementalUpgrade"})
+    s["spec"]["upgradeStrategy"]["clusterUpgradeOptions"] = options
+    s["spec"]["rayClusterConfig"]["enableInTreeAutoscaling"] = True
+    gwc = asyncio.create_task(gateway_controller(kclient, namespace))
+    try:
+        async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, heads):
+            created = await kclient.create(RAYSERVICES, s)
+            st = await wait_ready(kclient, namespace, "inc")
+            old = st["activeServiceStatus"]["rayClusterName"]
+            original = copy.deepcopy(created["spec"]["rayClusterConfig"])
+            await patch_spec(kclient, namespace, "inc", {"rayClusterConfig": new_image(created["spec"], "ray:2.53.0")})
+
+            async def some_traffic_moved() -> str | None:
+                st = await status_of(kclient, namespace, "inc")
+                pend = st["pendingServiceStatus"]
+                return pend.get("rayClusterName") if (pend.get("trafficRoutedPercent") or 0) >= 25 else None
+
+            new = await eventually(some_traffic_moved, 90, "traffic moving to the new cluster")
+            await patch_spec(kclient, namespace, "inc", {"rayClusterConfig": original})  # changed our mind
+
+            async def rolling_back() -> dict[str, Any] | None:
+                st = await status_of(kclient, namespace, "inc")
+                return st if cond(st, "RollbackInProgress").get("status") == "True" else None
+
+            st = await eventually(rolling_back, 30, "RollbackInProgress")
+            assert cond(st, "RollbackInProgress")["reason"] == "DesiredClusterSpecChanged"
+            assert cond(st, "RollbackInProgress")["message"] == "Goal state reverted to original cluster, rolling back."
+
+            async def rolled_back() -> dict[str, Any] | None:
+                st = await status_of(kclient, namespace, "inc")
+                done = not st["pendingServiceStatus"] and not cond(st, "RollbackInProgress")
+                return st if done else None
+
+            st = await eventually(rolled_back, 90, "the rollback complete")
+            assert st["activeServiceStatus"]["rayClusterName"] == old
+            assert st["activeServiceStatus"]["trafficRoutedPercent"] == 100
+            assert st["activeServiceStatus"]["targetCapacity"] == 100
+            assert cond(st, "UpgradeInProgress")["status"] == "False"
+
+            async def route_back() -> bool:
+                route = await kclient.get(HTTPROUTES, "inc-httproute", namespace)
+                return _weights(route) == {f"{old}-serve-svc": 100}
+
+            await eventually(route_back, 30, "the route down to the original cluster")
+            assert await selector_target(kclient, namespace, "inc-head-svc") == old
+            await eventually(lambda: gone(kclient, RAYCLUSTERS, new, namespace), 60, "the abandoned cluster deleted")
+            assert heads(old).serve_configs[-1]["target_capacity"] == 100
+    finally:
+        gwc.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await gwc
