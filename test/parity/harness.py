@@ -76,6 +76,7 @@ FOREIGN_EVENT_SOURCES = {
     "garbage-collector-controller",
     "taint-eviction-controller",
     "persistentvolume-controller",
+    "ipallocator-repair-controller",
 }
 SETTLE_WINDOW = 4.0
 
@@ -385,9 +386,27 @@ def _strip(kind: str, o: dict[str, Any]) -> dict[str, Any]:
     return o
 
 
+def _sort_appended_ports(snap: dict[str, list[dict[str, Any]]], stripped: dict[str, list[dict[str, Any]]]) -> None:
+    """A custom head Service gets the default ports appended after the user's in Go map iteration
+    order (upstream common/service.go BuildServiceForHeadPod: random per call), so that tail is
+    compared sorted by name."""
+    custom: dict[str, int] = {}
+    for rc in snap.get("RayCluster", []):
+        head_svc = (rc["spec"].get("headGroupSpec") or {}).get("headService")
+        if head_svc:
+            name = (head_svc.get("metadata") or {}).get("name") or f"{rc['metadata']['name']}-head-svc"
+            custom[name] = len((head_svc.get("spec") or {}).get("ports") or ())
+    for svc in stripped.get("Service", []):
+        n = custom.get(svc["metadata"]["name"])
+        ports = (svc.get("spec") or {}).get("ports")
+        if n is not None and ports:
+            svc["spec"]["ports"] = ports[:n] + sorted(ports[n:], key=lambda p: str(p.get("name")))
+
+
 def normalise(snap: dict[str, list[dict[str, Any]]], ns: str) -> dict[str, list[dict[str, Any]]]:
     """Every object as the comparison sees it (see the module docstring)."""
     stripped = {k: [_strip(k, o) for o in objs] for k, objs in snap.items() if k != "Event"}
+    _sort_appended_ports(snap, stripped)
     stripped["Event"] = [_event(e) for e in snap.get("Event", []) if _event_source(e) not in FOREIGN_EVENT_SOURCES]
     ports = _node_ports(snap)
     for kind in ("RayCluster", "RayJob"):  # the cluster status lists a NodePort Service's node ports

@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.t2, pytest.mark.parity]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "parity"
 #: Hypothesis-drawn RayClusters per run (PARITY_GENERATED overrides); about 1.7 pods each.
-GENERATED = int(os.environ.get("PARITY_GENERATED", "120"))
+GENERATED = int(os.environ.get("PARITY_GENERATED", "200"))
 
 
 @pytest.fixture(scope="session")
