@@ -296,3 +296,44 @@ async def test_autoscaler_gets_its_service_account_role_and_binding(
         [head] = await pods_of(kclient, namespace, "auto", **{"ray.io/node-type": "head"})
         assert head["spec"]["serviceAccountName"] == "auto"
         assert [c["name"] for c in head["spec"]["containers"]] == ["ray-head", "autoscaler"]
+
+
+async def test_gcs_rocksdb_pvc_follows_deletion_policy_and_is_watched(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    from internal.client.resources import PVCS
+
+    rc = cluster("gcs", namespace)
+    rc["spec"]["gcsFaultToleranceOptions"] = {"backend": "rocksdb", "storage": {"size": "2Gi"}}
+    rc["spec"]["suspend"] = True  # no pods, so no pod event can stand in for the PVC watch below
+    async with running_operator(sim_cluster, gates="GCSFaultToleranceEmbeddedStorage=true"):
+        created = await kclient.create(RAYCLUSTERS, rc)
+        uid = created["metadata"]["uid"]
+
+        async def pvc_owned_by(owners: list[str]) -> dict[str, Any] | None:
+            try:
+                pvc = await kclient.get(PVCS, "gcs-gcs-pvc", namespace)
+            except NotFound:
+                return None
+            got = [r["uid"] for r in pvc["metadata"].get("ownerReferences") or ()]
+            return pvc if got == owners else None
+
+        pvc = await eventually(lambda: pvc_owned_by([uid]), 60, "the GCS PVC owned by its cluster")
+        assert pvc["spec"]["resources"]["requests"]["storage"] == "2Gi"
+
+        # The controller watches the PVCs it owns: deleted, it is back well before the 300 s requeue.
+        await eventually(lambda: steady(kclient, namespace, "gcs", window=3.0), 30, "the suspended cluster settled")
+        await kclient.delete(PVCS, "gcs-gcs-pvc", namespace)
+        # No pvc-protection controller runs on this plane: drop its finalizer as it would.
+        await kclient.patch(PVCS, "gcs-gcs-pvc", {"metadata": {"finalizers": None}}, namespace)
+
+        async def recreated() -> bool:
+            new = await pvc_owned_by([uid])
+            return new is not None and new["metadata"]["uid"] != pvc["metadata"]["uid"]
+
+        await eventually(recreated, 30, "the deleted PVC recreated")
+
+        storage = {"size": "2Gi", "deletionPolicy": "Retain"}
+        patch = {"spec": {"gcsFaultToleranceOptions": {"backend": "rocksdb", "storage": storage}}}
+        await kclient.patch(RAYCLUSTERS, "gcs", patch, namespace)
+        await eventually(lambda: pvc_owned_by([]), 60, "the retained PVC without an owner reference")
