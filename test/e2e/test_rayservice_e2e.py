@@ -120,6 +120,14 @@ BROKEN_APP = f"""\
 """
 
 
+# A release whose code lacks the object the import path names (an import error, not a constructor error).
+MISSING_APP = (
+    BROKEN_APP.replace("name: broken", "name: missing")
+    .replace("/broken", "/missing")
+    .replace("hello:broken", "hello:no_such_app")
+)
+
+
 async def apply(client: RayDashboardClient, serve_config_yaml: str) -> None:
     """What the controller does with ``serveConfigV2``: YAML to JSON, PUT. A PUT that misses the 2 s
     budget (the first one starts Serve: 1.7-1.9 s on an idle host) is retried as the next reconcile
@@ -278,13 +286,17 @@ async def test_deploy_answer_and_update_user_config(client: RayDashboardClient, 
 
 
 async def test_failing_release_beside_a_healthy_app(client: RayDashboardClient, ray_head: Any, serve_port: int) -> None:
-    await apply(client, serve_config_v2(serve_port, hello_app("hi") + BROKEN_APP))
-    apps = await wait_apps(client, {"hello": "RUNNING", "broken": "DEPLOY_FAILED"})
+    await apply(client, serve_config_v2(serve_port, hello_app("hi") + BROKEN_APP + MISSING_APP))
+    apps = await wait_apps(client, {"hello": "RUNNING", "broken": "DEPLOY_FAILED", "missing": "DEPLOY_FAILED"})
     # The operator copies these into status.*ServiceStatus.applicationStatuses.
     broken = apps["broken"]
     assert broken.message == "Failed to update the deployments ['Broken'].", broken.message
     assert broken.deployments["Broken"].status == "DEPLOY_FAILED"
     assert "this release cannot start" in broken.deployments["Broken"].message
+    missing = apps["missing"]  # fails while building the app: no deployment exists
+    assert missing.message.startswith("Deploying app 'missing' failed with exception:\n"), missing.message
+    assert "no_such_app" in missing.message
+    assert missing.deployments == {}
     base = f"http://127.0.0.1:{serve_port}"
     await answers(base + "/", "hi")  # the healthy app keeps serving
     status, _ = await get_text(base + "/broken")
