@@ -5,11 +5,13 @@ Everything the operator does to Serve goes through its own dashboard client
 its retry-on-the-next-pass behaviour): a ``serveConfigV2`` written as a user writes it (YAML) is
 applied, the application from ``test/data/serve_apps/hello.py`` reaches RUNNING, and the Serve proxy
 on loopback answers; a changed ``user_config`` answers with the new greeting; a multi-application
-config with a failing release reports DEPLOY_FAILED without touching the healthy app; an invalid
-config is refused with Ray's own 400 text; an empty config leaves zero applications (the state in which
-the operator re-submits). The real ``GET /api/serve/applications/`` answers recorded in
-``test/data/ray_serve_applications.json`` are checked against what the head returns, so the fixture
-the fake dashboard is compared with stays true.
+config with failing releases (a constructor error, an import error) reports DEPLOY_FAILED with Ray's
+messages without touching the healthy app; an invalid config is refused with Ray's own 400 text; an
+empty config leaves zero applications (the state in which the operator re-submits); and the
+``serveConfigV2`` of both RayService samples in config/samples, with the code from their ConfigMaps,
+serves on real Ray with the answers their comments promise. The real ``GET /api/serve/applications/``
+answers and 400 texts recorded in ``test/data/ray_serve_applications.json`` are checked against what
+the head returns, so the fixture the fake dashboard is compared with stays true.
 
 Set ``KUBERAY_PY_RECORD_SERVE=1`` to rewrite that fixture from this run.
 """
