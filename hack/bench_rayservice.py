@@ -302,6 +302,8 @@ class Tracker:
         self.deleted: dict[str, float] = {}
         self.cluster_created: dict[str, float] = {}
         self.cluster_ready: dict[str, float] = {}
+        self.app_status: dict[str, str] = {}
+        self.app_changes: dict[str, list[tuple[str, float]]] = {}  # the active app's status, as it changes
         for inf in rt.cache.informers_for(RAYSERVICES):
             inf.add_event_handler(HandlerFuncs(add=lambda o, _i: self.on(o), update=lambda _o, n: self.on(n)))
         for inf in rt.cache.informers_for(RAYCLUSTERS):
@@ -326,6 +328,11 @@ class Tracker:
         if active and self.active.get(name, ("", 0.0))[0] != active:
             self.active[name] = (active, now)
         self.upgrading[name] = _upgrading(st)
+        app = ((st.get("activeServiceStatus") or {}).get("applicationStatuses") or {}).get("app1") or {}
+        status = str(app.get("status") or "")
+        if status and status != self.app_status.get(name):
+            self.app_status[name] = status
+            self.app_changes.setdefault(name, []).append((status, now))
 
     def on_cluster(self, obj: Any) -> None:
         name = str(obj["metadata"]["name"])
@@ -691,6 +698,64 @@ async def phase_upgrade(
     }
 
 
+async def phase_serve_wave(
+    c: Client, args: argparse.Namespace, tr: Tracker, times: ReconcileTimes, meter: Callable[[], Meter]
+) -> dict[str, str]:
+    """Every RayService gets a new ``user_config``: applied in place on its active cluster (one PUT each)."""
+    names = sorted(tr.first_ready)
+    before = {x: tr.active[x][0] for x in names if x in tr.active}
+    clusters0 = len(tr.clusters)
+    lost0 = sum(tr.ready_lost.values())
+    sem = asyncio.Semaphore(CREATE_CONCURRENCY)
+    sent: dict[str, float] = {}
+
+    async def edit(name: str) -> None:
+        async with sem:
+            sent[name] = time.monotonic()
+            config = SERVE_CONFIG.replace("greeting: hi", "greeting: hello again")
+            await c.patch(RAYSERVICES, name, {"spec": {"serveConfigV2": config}}, NS)
+
+    def redeployed(x: str) -> float | None:
+        """When the app was RUNNING again after being seen DEPLOYING after the edit."""
+        t0, seen_deploying = sent.get(x), False
+        for status, t in tr.app_changes.get(x, ()):
+            if t0 is None or t < t0:
+                continue
+            seen_deploying = seen_deploying or status != "RUNNING"
+            if seen_deploying and status == "RUNNING":
+                return t
+        return None
+
+    gc.collect()
+    phase = meter()
+    t0 = time.monotonic()
+    await asyncio.gather(*(edit(x) for x in names))
+    patch_s = time.monotonic() - t0
+    done = await until(lambda: all(redeployed(x) is not None for x in names), args.timeout)
+    rows = phase.rows()
+    durations = times.between(t0, time.monotonic())
+    back = {x: t for x in names if (t := redeployed(x)) is not None}
+    same = sum(1 for x in names if tr.active.get(x, ("", 0.0))[0] == before.get(x))
+    return {
+        "RayServices whose `serveConfigV2` changed at once (a deployment's `user_config`)": f"{len(names)}",
+        f"patch loop, {CREATE_CONCURRENCY} in flight (s)": f"{patch_s:.1f}",
+        "**all applications RUNNING the new config, from the first patch** (s)": (
+            f"**{secs(list(back.values()), t0, len(names))}**" + ("" if done else " (deadline hit)")
+        ),
+        "per service: patch sent → app seen DEPLOYING then RUNNING again, p50 / p99 / max": spread(
+            [back[x] - sent[x] for x in back]
+        ),
+        "services still on the same cluster / RayClusters before → after (in place: no new cluster)": (
+            f"{same} / {clusters0} → {len(tr.clusters)}"
+        ),
+        "RayServices that lost `Ready`": f"{sum(tr.ready_lost.values()) - lost0}",
+        f"RayService reconcile latency ({len(durations)} reconciles), p50 / p99 / max": spread(
+            durations, "ms", 1000, 0
+        ),
+        **rows,
+    }
+
+
 async def bench(plane: ControlPlane, args: argparse.Namespace, res: dict[str, dict[str, str]]) -> None:
     gc.collect()
     rss_start = rss_mib()
@@ -728,6 +793,9 @@ async def bench(plane: ControlPlane, args: argparse.Namespace, res: dict[str, di
                 res[f"Phase 3: upgrade wave, {args.services} RayServices get a new cluster"] = await phase_upgrade(
                     c, args, tr, times, meter
                 )
+            if args.serve_wave:
+                title = f"Phase 4: serve config wave, {args.services} RayServices updated in place"
+                res[title] = await phase_serve_wave(c, args, tr, times, meter)
             gc.collect()
             run["operator RSS at the end, /proc/self/statm (MiB)"] = f"{rss_mib():.0f}"
             run["operator peak RSS over the run, VmHWM (MiB)"] = f"{peak_rss_mib():.0f}"
@@ -751,6 +819,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=0, help="worker pods per RayCluster (default 0: head only)")
     ap.add_argument("--steady", type=float, default=30, help="seconds of the steady-state window, 0 skips it (30)")
     ap.add_argument("--no-upgrade", dest="upgrade", action="store_false", help="skip the upgrade wave")
+    ap.add_argument(
+        "--no-serve-wave", dest="serve_wave", action="store_false", help="skip the in-place serve config wave"
+    )
     ap.add_argument(
         "--deletion-delay", type=int, default=10, help="rayClusterDeletionDelaySeconds of every RayService (10)"
     )
@@ -786,6 +857,7 @@ def main() -> int:
     flags = f"--services {args.services} --workers {args.workers} --steady {args.steady:g}"
     flags += f" --deletion-delay {args.deletion_delay} --concurrency {args.concurrency}"
     flags += f" --qps {args.qps:g} --burst {args.burst}" + ("" if args.upgrade else " --no-upgrade")
+    flags += "" if args.serve_wave else " --no-serve-wave"
     print(
         f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
         f"command: make bench-rayservice (hack/bench_rayservice.py {flags})"
