@@ -144,6 +144,8 @@ class Result:
     identical: Counter[str] = field(default_factory=Counter)
     only_ours: Counter[str] = field(default_factory=Counter)
     only_upstream: Counter[str] = field(default_factory=Counter)
+    #: compared objects whose every difference is an allowed one (set by apply_allowed)
+    equivalent: Counter[str] = field(default_factory=Counter)
     differences: list[Difference] = field(default_factory=list)
     unsettled: list[str] = field(default_factory=list)
 
@@ -151,10 +153,14 @@ class Result:
         return [d for d in self.differences if not d.allowed_by]
 
     def report(self) -> str:
-        lines = [f"parity[{self.label}]: per kind compared/identical (only ours, only upstream):"]
+        lines = [
+            f"parity[{self.label}]: per kind compared / identical / equal up to allowed differences "
+            "(only ours, only upstream):"
+        ]
         for k in sorted(set(self.compared) | set(self.only_ours) | set(self.only_upstream)):
             lines.append(
-                f"  {k}: {self.compared[k]}/{self.identical[k]} ({self.only_ours[k]}, {self.only_upstream[k]})"
+                f"  {k}: {self.compared[k]} / {self.identical[k]} / {self.equivalent[k]}"
+                f" ({self.only_ours[k]}, {self.only_upstream[k]})"
             )
         lines += [f"  not settled: {u}" for u in self.unsettled]
         bad = self.failures()
@@ -590,3 +596,9 @@ def apply_allowed(r: Result, allowed: list[Allowed]) -> None:
             if a.matches(d):
                 d.allowed_by = a.id
                 break
+    objects: dict[str, set[str]] = {}  # compared objects with a difference not allowed
+    for d in r.differences:
+        if d.path and not d.allowed_by:
+            objects.setdefault(d.kind, set()).add(d.name)
+    for k, n in r.compared.items():
+        r.equivalent[k] = n - len(objects.get(k, ()))
