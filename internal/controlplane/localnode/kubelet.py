@@ -285,6 +285,14 @@ def service_hosts(services: Sequence[Obj], pods: Sequence[Obj]) -> dict[str, lis
     return out
 
 
+def pod_hostname(pod: Obj) -> str:
+    """A kubelet's pod host name: ``spec.hostname`` or the pod's name, cut to 63 characters (one DNS
+    label) without a trailing ``-`` or ``.``. Longer names break programs that check host names, e.g.
+    Python's ``socket.getfqdn`` in Ray's metrics exporter."""
+    name = str(pod["spec"].get("hostname") or pod["metadata"]["name"])
+    return name[:63].rstrip("-.")
+
+
 def _ready(pod: Obj) -> bool:
     return any(
         c.get("type") == "Ready" and c.get("status") == "True"
@@ -622,7 +630,7 @@ class PodWorker:
         self.ip = await asyncio.to_thread(self.node.network.allocate)
         self.root.mkdir(parents=True, exist_ok=True)
         name = f"{self.pod['metadata']['namespace']}-{self.pod['metadata']['name']}"
-        self.sandbox = PodSandbox(self.node.network, name, self.ip, self.root)
+        self.sandbox = PodSandbox(self.node.network, name, self.ip, self.root, hostname=pod_hostname(self.pod))
         await asyncio.to_thread(self.sandbox.create, _flatten(self.node.hosts))
         self.started = now()
         self.pod.setdefault("status", {})["podIP"] = self.ip
