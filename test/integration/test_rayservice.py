@@ -251,6 +251,18 @@ async def wait_ready(c: Client, ns: str, name: str, timeout: float = 90) -> dict
     return await eventually(ready, timeout, f"RayService {name} Ready")
 
 
+async def wait_active(c: Client, ns: str, name: str, timeout: float = 90) -> dict[str, Any]:
+    """Ready with an active cluster (in incremental mode the pending cluster's serve endpoints count too,
+    so Ready can precede the first promotion by a pass)."""
+
+    async def ready() -> dict[str, Any] | None:
+        st = await status_of(c, ns, name)
+        ok = cond(st, "Ready").get("status") == "True" and st["activeServiceStatus"].get("rayClusterName")
+        return st if ok else None
+
+    return await eventually(ready, timeout, f"RayService {name} Ready with an active cluster")
+
+
 async def events_for(c: Client, ns: str, name: str) -> list[dict[str, Any]]:
     items = (await c.list(EVENTS, ns))["items"]
     return [e for e in items if (e.get("regarding") or {}).get("name") == name]
@@ -868,7 +880,7 @@ async def test_incremental_upgrade_moves_traffic_in_steps(sim_cluster: Any, kcli
             listeners = [(x["name"], x["protocol"], x["port"]) for x in gw["spec"]["listeners"]]
             assert listeners == [("http", "HTTP", 80)]
             assert gw["metadata"]["ownerReferences"][0]["kind"] == "RayService"
-            st = await wait_ready(kclient, namespace, "inc")
+            st = await wait_active(kclient, namespace, "inc")
             old = st["activeServiceStatus"]["rayClusterName"]
             assert st["activeServiceStatus"]["targetCapacity"] == 100
             assert heads(old).serve_configs[0]["target_capacity"] == 100
@@ -940,7 +952,7 @@ async def test_incremental_upgrade_rolls_back_when_the_spec_is_reverted(
     try:
         async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, heads):
             created = await kclient.create(RAYSERVICES, s)
-            st = await wait_ready(kclient, namespace, "inc")
+            st = await wait_active(kclient, namespace, "inc")
             old = st["activeServiceStatus"]["rayClusterName"]
             original = copy.deepcopy(created["spec"]["rayClusterConfig"])
             await patch_spec(kclient, namespace, "inc", {"rayClusterConfig": new_image(created["spec"], "ray:2.53.0")})
