@@ -302,3 +302,81 @@ def test_fake_serve_derives_app_status_from_deployments() -> None:
     assert serve.app_status("a") == "DEPLOY_FAILED"
     serve.put({"applications": []})  # declarative: a is deleted
     assert serve.details()["applications"] == {}
+
+
+# ---- conditions (calculateConditions) ----------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _reconciler(clock: _Clock) -> tuple[rs.RayServiceReconciler, Any]:
+    from internal.events import FakeRecorder
+
+    recorder = FakeRecorder()
+    r = rs.RayServiceReconciler(None, None, recorder, None, clock=clock)  # type: ignore[arg-type]
+    return r, recorder
+
+
+def _conds(s: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in s["status"]["conditions"]}
+
+
+def test_conditions_initialise_then_follow_endpoints_and_names() -> None:
+    clock = _Clock()
+    r, _ = _reconciler(clock)
+    s = svc()
+    s["status"] = {"observedGeneration": 2, "pendingServiceStatus": {"rayClusterName": "svc-p"}}
+    r._calculate_conditions(s, 0)
+    assert _conds(s) == {"Ready": ("False", "Initializing"), "UpgradeInProgress": ("False", "Initializing")}
+    assert all(c["observedGeneration"] == 2 for c in s["status"]["conditions"])
+    s["status"]["activeServiceStatus"] = {"rayClusterName": "svc-a"}
+    r._calculate_conditions(s, 2)
+    assert _conds(s) == {
+        "Ready": ("True", "NonZeroServeEndpoints"),
+        "UpgradeInProgress": ("True", "BothActivePendingClustersExist"),
+    }
+    s["status"]["pendingServiceStatus"] = {}
+    r._calculate_conditions(s, 0)
+    assert _conds(s) == {"Ready": ("False", "ZeroServeEndpoints"), "UpgradeInProgress": ("False", "NoPendingCluster")}
+
+
+def test_a_false_ready_reason_is_sticky_and_no_active_cluster_is_unknown() -> None:
+    clock = _Clock()
+    r, _ = _reconciler(clock)
+    s = svc()
+    s["status"] = {"conditions": []}
+    rs.set_condition(s["status"], "Ready", "False", "ValidationFailed", "bad spec", clock)
+    r._calculate_conditions(s, 0)
+    assert _conds(s) == {"Ready": ("False", "ValidationFailed"), "UpgradeInProgress": ("Unknown", "NoActiveCluster")}
+
+
+def test_initializing_timeout_clears_both_clusters_with_go_durations() -> None:
+    clock = _Clock()
+    r, recorder = _reconciler(clock)
+    s = svc()
+    s["metadata"]["annotations"] = {"ray.io/initializing-timeout": "1m"}
+    s["status"] = {"pendingServiceStatus": {"rayClusterName": "svc-p"}}
+    r._calculate_conditions(s, 0)
+    clock.now += 59
+    r._calculate_conditions(s, 0)
+    assert _conds(s)["Ready"] == ("False", "Initializing")
+    clock.now += 1.5
+    r._calculate_conditions(s, 0)
+    ready = next(c for c in s["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "InitializingTimeout")
+    assert ready["message"] == (
+        "RayService failed to become ready within the configured timeout of 1m0s. Time spent initializing: 1m0.5s"
+    )
+    assert "rayClusterName" not in s["status"]["pendingServiceStatus"]
+    assert _conds(s)["UpgradeInProgress"] == ("False", "Initializing")
+    assert recorder.events[-1] == (
+        "Warning",
+        "RayServiceInitializingTimeout",
+        "RayService initializing timeout exceeded after 1m0.5s (configured timeout: 1m0s)",
+    )
