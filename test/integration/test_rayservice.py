@@ -996,3 +996,21 @@ async def test_incremental_upgrade_rolls_back_when_the_spec_is_reverted(
         gwc.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await gwc
+
+
+async def test_created_suspended_creates_nothing(sim_cluster: Any, kclient: Client, namespace: str) -> None:
+    async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, _heads):
+        await kclient.create(RAYSERVICES, rayservice("sus", namespace, suspend=True))
+
+        async def suspended() -> dict[str, Any] | None:
+            st = await status_of(kclient, namespace, "sus")
+            return st if cond(st, "Suspended").get("status") == "True" else None
+
+        st = await eventually(suspended, 60, "Suspended=True")
+        assert cond(st, "Ready")["reason"] == "SuspendComplete"
+        assert cond(st, "UpgradeInProgress")["reason"] == "SuspendComplete"
+        for _ in range(10):  # it stays so, with nothing created
+            assert not await clusters_of(kclient, namespace, "sus")
+            assert await gone(kclient, SERVICES, "sus-head-svc", namespace)
+            await asyncio.sleep(0.2)
+        assert "CreatedRayCluster" not in await reasons(kclient, namespace, "sus")
