@@ -7,6 +7,8 @@ Every request has a timeout, passes a client-side QPS/burst limiter, is counted 
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, Literal
@@ -38,6 +40,41 @@ Obj = dict[str, Any]
 
 class ConnectionFailed(errors.ApiError):
     """No HTTP answer: connection refused, reset, or TLS failure."""
+
+
+# client-go's rest client: DefaultMaxRetries (10) and the 1 s artificial Retry-After it gives a GET
+# whose connection was reset. It does not cap the server's Retry-After; we cap it so one answer cannot
+# park a reconcile worker for longer than a call's default timeout.
+MAX_RETRIES = 10
+MAX_RETRY_WAIT = DEFAULT_TIMEOUT
+_RESET_RETRY_WAIT = 1.0
+
+
+class _Reset(Exception):
+    """A connection reset or EOF before the answer: retryable for GETs only (writes are not idempotent)."""
+
+    def __init__(self, failed: ConnectionFailed) -> None:
+        super().__init__(str(failed))
+        self.failed = failed
+
+
+def _is_reset(e: aiohttp.ClientError) -> bool:
+    # client-go: net.IsConnectionReset / IsProbableEOF. aiohttp reports a peer that closed before
+    # answering as ServerDisconnectedError, and ECONNRESET as a ClientOSError.
+    if isinstance(e, aiohttp.ServerDisconnectedError):
+        return True
+    return isinstance(e, aiohttp.ClientOSError) and e.errno == errno.ECONNRESET
+
+
+def _retry_wait(method: str, e: Exception) -> float | None:
+    """How long to wait before retrying, or None when the failure is not retryable (client-go's
+    checkWait: a 429 or any 5xx with a Retry-After of whole seconds)."""
+    if isinstance(e, _Reset):
+        return _RESET_RETRY_WAIT if method == "GET" else None
+    assert isinstance(e, errors.ApiError)
+    if (e.status == 429 or e.status >= 500) and e.retry_after_header is not None:
+        return min(float(e.retry_after_header), MAX_RETRY_WAIT)
+    return None
 
 
 class Client:
@@ -94,42 +131,81 @@ class Client:
         timeout: float | None = None,
         verb: str | None = None,
     ) -> Any:
-        """One API call; returns the decoded JSON answer or raises a typed ApiError."""
+        """One API call; returns the decoded JSON answer or raises a typed ApiError.
+
+        As client-go's rest client: a 429, or a 5xx carrying Retry-After, is retried after the
+        server's delay (capped at ``MAX_RETRY_WAIT``) up to ``MAX_RETRIES`` times, each retry passing
+        the QPS limiter again; a GET whose connection was reset is retried after 1 s. ``timeout``
+        bounds the whole call, retries included: a retry whose wait would overrun it is not made and
+        the server's answer is raised instead."""
         verb = verb or method
-        waited = await self.limiter.acquire()
-        if self.metrics:
-            self.metrics.rate_limiter.labels(verb, self._host_label).observe(waited)
         data = None if body is None else (body if isinstance(body, bytes) else orjson.dumps(body))
-        headers = await self._headers(content_type if data is not None else None)
         t = timeout or self.timeout
-        start = time.monotonic()
-        code = "<error>"
+        deadline = time.monotonic() + t
         with self.tracer.start_as_current_span(
             f"{verb} {path}", kind=trace.SpanKind.CLIENT, attributes={"http.method": method, "http.url": path}
         ) as span:
-            try:
-                async with self._session().request(
-                    method,
-                    self.host + path,
-                    params=dict(query) if query else None,
-                    data=data,
-                    headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=t),
-                ) as resp:
-                    raw = await resp.read()
-                    code = str(resp.status)
-                    span.set_attribute("http.status_code", resp.status)
-                    if resp.status >= 400:
-                        raise errors.from_response(resp.status, raw)
-                    return orjson.loads(raw) if raw else None
-            except TimeoutError as e:
-                raise errors.Timeout(f"{method} {path}: no answer within {t:.0f}s") from e
-            except aiohttp.ClientError as e:
-                raise ConnectionFailed(f"{method} {path}: {e}") from e
-            finally:
-                if self.metrics:
-                    self.metrics.requests.labels(code, method, self._host_label).inc()
-                    self.metrics.latency.labels(verb, self._host_label).observe(time.monotonic() - start)
+            attempt = 0
+            while True:
+                try:
+                    return await self._attempt(method, path, query, data, content_type, deadline, t, verb, span)
+                except (errors.ApiError, _Reset) as e:
+                    wait = _retry_wait(method, e)
+                    if wait is None or attempt >= MAX_RETRIES or time.monotonic() + wait >= deadline:
+                        if isinstance(e, _Reset):
+                            raise e.failed from e.__cause__
+                        raise
+                    attempt += 1
+                    span.set_attribute("http.retry_count", attempt)
+                    if self.metrics:
+                        code = str(e.status) if isinstance(e, errors.ApiError) else "<error>"
+                        self.metrics.retries.labels(code, verb, self._host_label).inc()
+                    await asyncio.sleep(wait)
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str] | None,
+        data: bytes | None,
+        content_type: str,
+        deadline: float,
+        t: float,
+        verb: str,
+        span: trace.Span,
+    ) -> Any:
+        waited = await self.limiter.acquire()
+        if self.metrics:
+            self.metrics.rate_limiter.labels(verb, self._host_label).observe(waited)
+        headers = await self._headers(content_type if data is not None else None)
+        start = time.monotonic()
+        code = "<error>"
+        try:
+            async with self._session().request(
+                method,
+                self.host + path,
+                params=dict(query) if query else None,
+                data=data,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=max(0.001, deadline - start)),
+            ) as resp:
+                raw = await resp.read()
+                code = str(resp.status)
+                span.set_attribute("http.status_code", resp.status)
+                if resp.status >= 400:
+                    raise errors.from_response(resp.status, raw, resp.headers.get("Retry-After"))
+                return orjson.loads(raw) if raw else None
+        except TimeoutError as e:
+            raise errors.Timeout(f"{method} {path}: no answer within {t:.0f}s") from e
+        except aiohttp.ClientError as e:
+            failed = ConnectionFailed(f"{method} {path}: {e}")
+            if _is_reset(e):
+                raise _Reset(failed) from e
+            raise failed from e
+        finally:
+            if self.metrics:
+                self.metrics.requests.labels(code, method, self._host_label).inc()
+                self.metrics.latency.labels(verb, self._host_label).observe(time.monotonic() - start)
 
     # ---- reads -----------------------------------------------------------------------------------
 
@@ -246,7 +322,7 @@ class Client:
             ) as resp:
                 code = str(resp.status)
                 if resp.status != 200:
-                    raise errors.from_response(resp.status, await resp.read())
+                    raise errors.from_response(resp.status, await resp.read(), resp.headers.get("Retry-After"))
                 buf = b""
                 async for chunk in resp.content.iter_any():
                     buf += chunk

@@ -12,15 +12,27 @@ class ApiError(Exception):
 
     status: int = 0
 
-    def __init__(self, message: str, status: int = 0, reason: str = "", body: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        message: str,
+        status: int = 0,
+        reason: str = "",
+        body: dict[str, Any] | None = None,
+        retry_after_header: float | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.status = status or type(self).status
         self.reason = reason
         self.body = body or {}
+        self.retry_after_header = retry_after_header
 
     @property
     def retry_after(self) -> float | None:
+        """Seconds the server asked the client to wait: the Retry-After header, else the Status's
+        details.retryAfterSeconds."""
+        if self.retry_after_header is not None:
+            return self.retry_after_header
         details = self.body.get("details") or {}
         secs = details.get("retryAfterSeconds")
         return float(secs) if isinstance(secs, int | float) else None
@@ -108,7 +120,18 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 }
 
 
-def from_response(status: int, data: bytes) -> ApiError:
+def parse_retry_after(value: str | None) -> int | None:
+    """The Retry-After header as client-go reads it: whole seconds only (an HTTP date or a fraction
+    is ignored), negative treated as 0."""
+    if value is None:
+        return None
+    try:
+        return max(0, int(value.strip()))
+    except ValueError:
+        return None
+
+
+def from_response(status: int, data: bytes, retry_after: str | None = None) -> ApiError:
     body: dict[str, Any] = {}
     if data:
         try:
@@ -129,7 +152,7 @@ def from_response(status: int, data: bytes) -> ApiError:
         cls = ServerError
     else:
         cls = ApiError
-    return cls(message, status=status, reason=reason, body=body)
+    return cls(message, status=status, reason=reason, body=body, retry_after_header=parse_retry_after(retry_after))
 
 
 def is_not_found(e: BaseException) -> bool:

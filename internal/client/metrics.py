@@ -14,6 +14,7 @@ class ClientMetrics:
     requests: Counter
     latency: Histogram
     rate_limiter: Histogram
+    retries: Counter
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> ClientMetrics:
@@ -36,6 +37,13 @@ class ClientMetrics:
                 "Client side rate limiter latency in seconds. Broken down by verb, and host.",
                 ["verb", "host"],
                 buckets=_LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            # client-go's retry counter: one per retry the server asked for (429/5xx with Retry-After).
+            retries=Counter(
+                "rest_client_request_retries",
+                "Number of request retries, partitioned by status code, verb, and host.",
+                ["code", "verb", "host"],
                 registry=registry,
             ),
         )
