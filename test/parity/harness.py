@@ -84,6 +84,8 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?")
 _POD_IP = re.compile(r"\b127\.1\.\d{1,3}\.\d{1,3}\b")
 _CLUSTER_IP = re.compile(r"\b10\.0\.0\.\d{1,3}\b")
+#: kube-apiserver's list of validation errors, whose order varies between calls (map iteration)
+_INVALID_LIST = re.compile(r'is invalid: \[((?:[^"\\]|\\.)*)\]')
 #: Pod names of pods gone by the time of the snapshot (named in events): head/worker generateName suffixes.
 _POD_SUFFIX = re.compile(r"-(head|worker)-[a-z0-9]{5}\b")
 _DROP_META = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "selfLink")
@@ -426,6 +428,7 @@ def normalise(snap: dict[str, list[dict[str, Any]]], ns: str) -> dict[str, list[
     text = json.dumps(stripped, sort_keys=True)
     for actual, placeholder in sorted(_generated_names(snap).items(), key=lambda kv: -len(kv[0])):
         text = text.replace(actual, placeholder)
+    text = _INVALID_LIST.sub(lambda m: "is invalid: [" + ", ".join(sorted(m[1].split(", "))) + "]", text)
     text = _leftover_names(text, snap)
     text = _POD_SUFFIX.sub(r"-\1-<gen>", text)
     text = text.replace(ns, "<ns>")
