@@ -97,6 +97,7 @@ async def test_reconcile_completes_through_429s_waiting_as_told(
     throttled = [a for a in proxy.arrivals if a.throttled is not None]
     assert budget == {"pods": 0, "status": 0} and len(throttled) == 5
     for t in throttled:
+        assert t.throttled is not None
         # The same request (method, path, body) came back, and no sooner than Retry-After.
         later = [a for a in proxy.arrivals if a.key == t.key and a.at > t.at]
         assert later, f"{t.key} was not retried"
