@@ -86,3 +86,13 @@ bench-rayjob: install bins
 ## bench-rayservice: RayService controller on the T2 plane with fake Ray heads: 100 RayServices to Ready, steady state, one upgrade wave of 100 new clusters; operator CPU and RSS (see docs/benchmarks.md)
 bench-rayservice: install bins
 	$(PY) hack/bench_rayservice.py $(BENCH_ARGS)
+
+## chaos: the full chaos tier (test/chaos, docs/reliability.md): operator SIGKILLs, apiserver restarts, dashboard faults; prints the invariant table
+CHAOS_SEED ?= 1
+.PHONY: chaos chaos-ci
+chaos: install bins
+	CHAOS_SEED=$(CHAOS_SEED) CHAOS_PROFILE=full $(PY) -m pytest test/chaos -s --timeout=3600 $(PYTEST_ARGS)
+
+## chaos-ci: the seeded short variant of the chaos tier (a few minutes), run by .ci/run
+chaos-ci: install bins
+	CHAOS_SEED=$(CHAOS_SEED) CHAOS_PROFILE=ci $(PY) -m pytest test/chaos -s --timeout=900 $(PYTEST_ARGS)

@@ -1,0 +1,30 @@
+"""The operator's real entry point (cmd/main.py: flags, wiring, signals) as a process of its own, with
+one change for the chaos tier: Ray dashboards are reached at the fake dashboard's path-prefixed URL
+for each cluster (``$CHAOS_DASHBOARD_URL/c/<cluster>``, loopback only) instead of the head Service's
+DNS name, which nothing resolves on the simulated cluster."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from kuberay_operator import main as entry
+
+from controllers.ray.utils.dashboard import DashboardClientFactory, Loopback
+
+BASE = os.environ["CHAOS_DASHBOARD_URL"].rstrip("/")
+_setups = entry.controller_setups
+
+
+def _with_fake(dashboards: DashboardClientFactory | None = None) -> Any:
+    def url(cluster: Any) -> str:
+        return f"{BASE}/c/{cluster['metadata']['name']}"
+
+    return _setups(dashboards or DashboardClientFactory(Loopback(url)))
+
+
+entry.controller_setups = _with_fake
+
+if __name__ == "__main__":
+    sys.exit(entry.main())

@@ -1,0 +1,521 @@
+"""Chaos tier: RayJobs (HTTPMode, K8sJobMode) and RayClusters (scale, suspend, deletion) run on the T2
+plane while, at points chosen by a seed, the operator *process* is killed with SIGKILL and restarted,
+kube-apiserver is restarted, and the fake Ray dashboards hang, reset, answer 500/404 or answer slowly.
+Afterwards the invariants users rely on are counted and printed as a table; every count must be 0.
+
+    CHAOS_SEED=1 CHAOS_PROFILE=ci   pytest test/chaos -s     # make chaos-ci: a few minutes
+    CHAOS_SEED=1 CHAOS_PROFILE=full pytest test/chaos -s     # make chaos
+
+The operator runs as cmd/main.py does (test/chaos/operator_main.py), as the shipped ServiceAccount with
+the generated RBAC (the plane's operator kubeconfig), never as admin."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.fake_dashboard import FakeCluster, FakeDashboard
+from support.wait import eventually
+
+from internal.client import ApiError, Client, NotFound
+from internal.client.resources import CONFIGMAPS, JOBS, PODS, RAYCLUSTERS, RAYJOBS, SECRETS, SERVICES
+from internal.controlplane.plane import free_port
+
+pytestmark = [pytest.mark.t2, pytest.mark.chaos]
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts" / "chaos"
+TERMINAL = ("Complete", "Failed")
+
+
+@dataclass(frozen=True)
+class Profile:
+    duration: float  # seconds of workload + faults
+    http_jobs: int
+    k8s_jobs: int
+    clusters: int  # standalone RayCluster lifecycles (created, scaled, suspended, deleted)
+    kill_every: tuple[float, float]  # seconds between operator SIGKILLs (uniform)
+    apiserver_restarts: int
+    settle: float  # deadline for every RayJob to be terminal after the faults stop
+
+
+PROFILES = {
+    "ci": Profile(
+        duration=120, http_jobs=10, k8s_jobs=4, clusters=6, kill_every=(6, 14), apiserver_restarts=1, settle=180
+    ),
+    "full": Profile(
+        duration=900, http_jobs=80, k8s_jobs=30, clusters=40, kill_every=(2, 6), apiserver_restarts=4, settle=420
+    ),
+}
+
+CONTAINER = {"image": "rayproject/ray:2.52.0", "resources": {"limits": {"cpu": "100m", "memory": "128Mi"}}}
+
+
+def cluster_spec(workers: int) -> dict[str, Any]:
+    return {
+        "rayVersion": "2.52.0",
+        "headGroupSpec": {
+            "rayStartParams": {},
+            "template": {"spec": {"containers": [{"name": "ray-head", **CONTAINER}]}},
+        },
+        "workerGroupSpecs": [
+            {
+                "groupName": "w",
+                "replicas": workers,
+                "minReplicas": 0,
+                "maxReplicas": 4,
+                "rayStartParams": {},
+                "template": {"spec": {"containers": [{"name": "ray-worker", **CONTAINER}]}},
+            }
+        ],
+    }
+
+
+@dataclass
+class Counts:
+    kills: int = 0
+    apiserver_restarts: int = 0
+    dashboard_faults: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    duplicate_submissions: int = 0
+    refused_resubmissions: int = 0
+    stuck: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    excess_pods: list[str] = field(default_factory=list)
+    regressions: list[str] = field(default_factory=list)
+    recovery: list[float] = field(default_factory=list)
+    samples: int = 0
+    jobs_by_end: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class Operator:
+    """The operator process; ``kill()`` is SIGKILL (no graceful shutdown), ``start()`` a fresh one."""
+
+    def __init__(self, kubeconfig: Path, dashboard_url: str, logs: Path) -> None:
+        self.kubeconfig, self.dashboard_url, self.logs = kubeconfig, dashboard_url, logs
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.incarnation = 0
+
+    def start(self) -> None:
+        self.incarnation += 1
+        log = (self.logs / f"operator-{self.incarnation:03d}.log").open("wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(REPO / "test" / "chaos" / "operator_main.py"),
+                f"--kubeconfig={self.kubeconfig}",
+                "--enable-leader-election=false",
+                f"--metrics-addr=127.0.0.1:{free_port()}",
+                f"--health-probe-bind-address=127.0.0.1:{free_port()}",
+                "--reconcile-concurrency=4",
+                "--log-stdout-encoder=console",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "OTEL_TRACES_EXPORTER": "none", "CHAOS_DASHBOARD_URL": self.dashboard_url},
+        )
+        log.close()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def exited_by_itself(self) -> int | None:
+        return self.proc.poll() if self.proc else None
+
+
+@pytest.fixture
+def operator_proc(sim_cluster: Any) -> Iterator[list[Operator]]:
+    made: list[Operator] = []
+    yield made
+    for op in made:
+        op.kill()
+
+
+async def _list(c: Client, res: Any, ns: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = (await c.list(res, ns, timeout=10))["items"]
+    return items
+
+
+class Chaos:
+    def __init__(self, c: Client, ns: str, plane: Any, fake: FakeDashboard, op: Operator, seed: int, p: Profile):
+        self.c, self.ns, self.plane, self.fake, self.op, self.p = c, ns, plane, fake, op, p
+        self.rng = random.Random(seed)
+        self.counts = Counts()
+        self.stop = asyncio.Event()
+        self.no_kill = asyncio.Lock()  # held while recovery after an apiserver restart is measured
+        self.cluster_of_job: dict[str, set[str]] = defaultdict(set)  # RayJob -> every RayCluster it used
+        self.mode: dict[str, str] = {}
+        self.k8s_seeded: set[tuple[str, str]] = set()
+        self.desired: dict[str, list[tuple[float, int]]] = defaultdict(list)  # cluster -> (since, workers)
+        self.terminal_seen: dict[str, str] = {}
+        self.live_clusters: set[str] = set()
+
+    # ---- workload -----------------------------------------------------------------------------------
+
+    async def jobs(self) -> None:
+        kinds = ["HTTPMode"] * self.p.http_jobs + ["K8sJobMode"] * self.p.k8s_jobs
+        self.rng.shuffle(kinds)
+        gap = self.p.duration * 0.7 / max(1, len(kinds))
+        for i, mode in enumerate(kinds):
+            name = f"job-{i:03d}"
+            self.mode[name] = mode
+            spec = {
+                "entrypoint": "python -c pass",
+                "submissionMode": mode,
+                "shutdownAfterJobFinishes": True,
+                "ttlSecondsAfterFinished": 0,
+                "rayClusterSpec": cluster_spec(1),
+            }
+            await self._retry(
+                self.c.create,
+                RAYJOBS,
+                {
+                    "apiVersion": "ray.io/v1",
+                    "kind": "RayJob",
+                    "metadata": {"name": name, "namespace": self.ns},
+                    "spec": spec,
+                },
+            )
+            await self._pause(self.rng.uniform(0.5, 1.5) * gap)
+
+    async def clusters(self) -> None:
+        """Standalone RayClusters: each is created, scaled and suspended/resumed a few times, then deleted."""
+        per = self.p.duration / max(1, self.p.clusters)
+        for i in range(self.p.clusters):
+            if self.stop.is_set():
+                return
+            name = f"rc-{i:03d}"
+            workers = self.rng.randint(0, 3)
+            self.desired[name].append((time.monotonic(), workers))
+            self.live_clusters.add(name)
+            obj = {
+                "apiVersion": "ray.io/v1",
+                "kind": "RayCluster",
+                "metadata": {"name": name, "namespace": self.ns},
+                "spec": cluster_spec(workers),
+            }
+            await self._retry(self.c.create, RAYCLUSTERS, obj)
+            for _ in range(self.rng.randint(1, 3)):
+                await self._pause(self.rng.uniform(0.2, 0.5) * per)
+                if self.rng.random() < 0.3:
+                    await self._patch_cluster(name, {"spec": {"suspend": True}}, 0)
+                    await self._pause(self.rng.uniform(2, 5))
+                    workers = self.rng.randint(0, 3)
+                    await self._patch_cluster(name, {"spec": {"suspend": False}}, workers, scale=workers)
+                else:
+                    workers = self.rng.randint(0, 4)
+                    await self._patch_cluster(name, {}, workers, scale=workers)
+            await self._retry(self.c.delete, RAYCLUSTERS, name, self.ns)
+            self.live_clusters.discard(name)
+
+    async def _patch_cluster(self, name: str, patch: dict[str, Any], workers: int, scale: int | None = None) -> None:
+        if scale is not None:
+            obj = await self._retry(self.c.get, RAYCLUSTERS, name, self.ns)
+            groups = obj["spec"]["workerGroupSpecs"]
+            groups[0]["replicas"] = scale
+            patch = {**patch, "spec": {**patch.get("spec", {}), "workerGroupSpecs": groups}}
+        self.desired[name].append((time.monotonic(), workers))
+        await self._retry(self.c.patch, RAYCLUSTERS, name, patch, self.ns)
+
+    async def dashboards(self) -> None:
+        """Play the part of Ray: each RayJob's head gets a seeded lifecycle; K8sJobMode submitters'
+        jobs are added (nothing runs under kwok). Runs until the end of the test."""
+        while True:
+            try:
+                for j in await _list(self.c, RAYJOBS, self.ns):
+                    name, st = j["metadata"]["name"], j.get("status") or {}
+                    rc = st.get("rayClusterName")
+                    if not rc:
+                        continue
+                    self.cluster_of_job[name].add(rc)
+                    new = rc not in self.fake.clusters
+                    fc = self.fake.cluster(rc)
+                    if new:
+                        end = "FAILED" if self.rng.random() < 0.2 else "SUCCEEDED"
+                        fc.set_default_script(("RUNNING", self.rng.uniform(0.5, 2)), (end, self.rng.uniform(2, 8)))
+                    jid = st.get("jobId")
+                    if self.mode.get(name) == "K8sJobMode" and jid and (rc, jid) not in self.k8s_seeded:
+                        with contextlib.suppress(NotFound):
+                            await self.c.get(JOBS, name, self.ns, timeout=10)  # the submitter exists
+                            fc.add_job(jid, status="RUNNING")
+                            fc.script(jid, ("SUCCEEDED", self.rng.uniform(1, 5)))
+                            self.k8s_seeded.add((rc, jid))
+            except ApiError:
+                pass  # the apiserver is restarting: try again
+            await asyncio.sleep(0.5)  # polling interval, not synchronisation
+
+    # ---- faults -------------------------------------------------------------------------------------
+
+    async def kills(self) -> None:
+        while not self.stop.is_set():
+            await self._pause(self.rng.uniform(*self.p.kill_every))
+            if self.stop.is_set():
+                return
+            async with self.no_kill:
+                self.op.kill()
+                self.counts.kills += 1
+                await self._pause(self.rng.uniform(0, 1.5))  # sometimes no operator for a moment
+                self.op.start()
+
+    async def apiserver(self) -> None:
+        for k in range(self.p.apiserver_restarts):
+            await self._pause(self.p.duration * (k + 0.5 + self.rng.uniform(-0.2, 0.2)) / self.p.apiserver_restarts)
+            if self.stop.is_set():
+                return
+            async with self.no_kill:
+                await asyncio.to_thread(self.plane.restart_apiserver)
+                self.counts.apiserver_restarts += 1
+                up = time.monotonic()
+                # Recovery: the operator acts on an object created after the restart (its informers
+                # have re-listed and re-watched): the canary cluster's head Service appears.
+                canary = f"canary-{k}"
+                obj = {
+                    "apiVersion": "ray.io/v1",
+                    "kind": "RayCluster",
+                    "metadata": {"name": canary, "namespace": self.ns},
+                    "spec": cluster_spec(0),
+                }
+                await self._retry(self.c.create, RAYCLUSTERS, obj)
+                await eventually(lambda c=canary: self._exists(SERVICES, f"{c}-head-svc"), 120, "canary head Service")
+                self.counts.recovery.append(time.monotonic() - up)
+                await self._retry(self.c.delete, RAYCLUSTERS, canary, self.ns)
+
+    async def dashboard_faults(self) -> None:
+        while not self.stop.is_set():
+            await self._pause(self.rng.uniform(1, 4))
+            names = sorted(self.fake.clusters)
+            if not names or self.stop.is_set():
+                continue
+            fc = self.fake.clusters[self.rng.choice(names)]
+            fault = self.rng.choice(["hang", "500", "submit500", "get404", "slow"])
+            self.counts.dashboard_faults[fault] += 1
+            hold = self.rng.uniform(2, 8)
+            if fault == "hang":
+                fc.hang()
+                asyncio.get_running_loop().call_later(hold, fc.heal)
+            elif fault == "500":
+                fc.fail_all()
+                asyncio.get_running_loop().call_later(hold, fc.heal)
+            elif fault == "submit500":
+                fc.fail_next("submit", 500)
+            elif fault == "get404":
+                fc.fail_next("get", 404, "Job does not exist")
+            else:  # slow
+                fc.delay = 2.0
+                asyncio.get_running_loop().call_later(hold, _set_delay, fc, 0.0)
+
+    # ---- observation --------------------------------------------------------------------------------
+
+    async def sampler(self) -> None:
+        while True:
+            with contextlib.suppress(ApiError):
+                await self._sample()
+            await asyncio.sleep(1.0)  # sampling interval
+
+    async def _sample(self) -> None:
+        jobs = await _list(self.c, RAYJOBS, self.ns)
+        pods = [p for p in await _list(self.c, PODS, self.ns) if not p["metadata"].get("deletionTimestamp")]
+        now = time.monotonic()
+        self.counts.samples += 1
+        for j in jobs:
+            name, st = j["metadata"]["name"], (j.get("status") or {}).get("jobDeploymentStatus")
+            if name in self.terminal_seen and st != self.terminal_seen[name]:
+                self.counts.regressions.append(f"{name}: {self.terminal_seen[name]} -> {st}")
+            if st in TERMINAL:
+                self.terminal_seen[name] = st
+        per: dict[tuple[str, str], int] = defaultdict(int)
+        for p in pods:
+            labels = p["metadata"].get("labels") or {}
+            if "ray.io/cluster" in labels:
+                per[(labels["ray.io/cluster"], labels.get("ray.io/node-type", ""))] += 1
+        for (rc, kind), n in per.items():
+            if kind == "head":
+                allowed = 1
+            elif rc in self.desired:
+                # Desired replicas at any point in the last 15 s: a scale-down takes time to apply.
+                hist = self.desired[rc]
+                recent = [w for t, w in hist if t >= now - 15] + [w for t, w in hist if t < now - 15][-1:]
+                allowed = max(recent)
+            else:
+                allowed = 1  # a RayJob's cluster: one worker
+            if n > allowed:
+                self.counts.excess_pods.append(f"{rc}/{kind}: {n} pods > {allowed}")
+
+    # ---- helpers ------------------------------------------------------------------------------------
+
+    async def _exists(self, res: Any, name: str) -> bool:
+        try:
+            await self.c.get(res, name, self.ns, timeout=5)
+            return True
+        except ApiError:
+            return False
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+
+    async def _retry(self, fn: Any, *args: Any) -> Any:
+        """A harness write that must happen even while the apiserver restarts."""
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                return await fn(*args)
+            except NotFound:
+                return None
+            except ApiError as e:
+                if getattr(e, "reason", "") == "AlreadyExists" or time.monotonic() > deadline:
+                    if getattr(e, "reason", "") == "AlreadyExists":
+                        return None
+                    raise
+                await asyncio.sleep(0.5)
+
+
+def _set_delay(fc: FakeCluster, d: float) -> None:
+    fc.delay = d
+
+
+@contextlib.asynccontextmanager
+async def running(*coros: Any) -> AsyncIterator[list[asyncio.Task[Any]]]:
+    tasks = [asyncio.create_task(c) for c in coros]
+    try:
+        yield tasks
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(BaseException):
+                await t
+
+
+async def test_chaos(sim_cluster: Any, kclient: Client, namespace: str, operator_proc: list[Operator]) -> None:
+    seed = int(os.environ.get("CHAOS_SEED", "1"))
+    profile_name = os.environ.get("CHAOS_PROFILE", "ci")
+    p = PROFILES[profile_name]
+    if "CHAOS_DURATION" in os.environ:  # a shorter or longer run of the same profile
+        p = dataclasses.replace(p, duration=float(os.environ["CHAOS_DURATION"]))
+    logs = ARTIFACTS / f"seed-{seed}-{profile_name}"
+    logs.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    async with FakeDashboard() as fake:
+        op = Operator(sim_cluster.operator_kubeconfig, fake.base_url, logs)
+        operator_proc.append(op)
+        op.start()
+        ch = Chaos(kclient, namespace, sim_cluster, fake, op, seed, p)
+        async with running(ch.dashboards(), ch.sampler()):
+            async with running(ch.kills(), ch.apiserver(), ch.dashboard_faults()) as faults:
+                await asyncio.gather(ch.jobs(), ch.clusters())
+                await ch._pause(max(0.0, p.duration - (time.monotonic() - started)))
+                ch.stop.set()
+                await asyncio.gather(*faults)  # the last restart and canary complete
+            for fc in fake.clusters.values():
+                fc.heal()
+                fc.delay = 0.0
+            assert op.proc is not None and op.proc.poll() is None, "the operator exited by itself"
+
+            # Every RayJob terminal (Complete or Failed) within the settle deadline.
+            deadline = time.monotonic() + p.settle
+            states: dict[str, Any] = {}
+            while time.monotonic() < deadline:
+                with contextlib.suppress(ApiError):
+                    states = {
+                        j["metadata"]["name"]: (j.get("status") or {}).get("jobDeploymentStatus")
+                        for j in await _list(kclient, RAYJOBS, namespace)
+                    }
+                    if all(s in TERMINAL for s in states.values()):
+                        break
+                await asyncio.sleep(1.0)
+            ch.counts.stuck = [f"{n}: {s}" for n, s in states.items() if s not in TERMINAL]
+            for s in states.values():
+                ch.counts.jobs_by_end[str(s)] += 1
+
+            # Ray jobs accepted per RayJob across every cluster it used: one attempt (backoffLimit 0).
+            for job, rcs in ch.cluster_of_job.items():
+                if ch.mode.get(job) != "HTTPMode":
+                    continue
+                accepted = sum(len(fake.clusters[rc].jobs) for rc in rcs if rc in fake.clusters)
+                submits = sum(fake.clusters[rc].calls["submit"] for rc in rcs if rc in fake.clusters)
+                ch.counts.duplicate_submissions += max(0, accepted - 1)
+                ch.counts.refused_resubmissions += max(0, submits - accepted)
+
+            # Delete everything; then nothing the operator made may be left without a live owner.
+            for res in (RAYJOBS, RAYCLUSTERS):
+                for o in await _list(kclient, res, namespace):
+                    with contextlib.suppress(NotFound):
+                        await kclient.delete(res, o["metadata"]["name"], namespace)
+
+            async def all_gone() -> bool:
+                return not (await _list(kclient, RAYJOBS, namespace) or await _list(kclient, RAYCLUSTERS, namespace))
+
+            await eventually(all_gone, 120, "every RayJob and RayCluster deleted (finalizers removed)")
+            with contextlib.suppress(AssertionError, TimeoutError):
+                await eventually(lambda: _orphans(kclient, namespace, want_none=True), 90, "dependents collected")
+            ch.counts.orphans = await _orphans(kclient, namespace)
+        table = _table(ch.counts, seed, profile_name, time.monotonic() - started, op.incarnation)
+        print("\n" + table)
+        (logs / "invariants.txt").write_text(table + "\n")
+        (logs / "invariants.json").write_text(json.dumps(_as_json(ch.counts), indent=2, default=list))
+    c = ch.counts
+    assert not (c.duplicate_submissions or c.stuck or c.orphans or c.excess_pods or c.regressions), table
+
+
+async def _orphans(c: Client, ns: str, want_none: bool = False) -> Any:
+    """Objects the operator made for a RayCluster or RayJob (labels or owner), once all are deleted."""
+    out: list[str] = []
+    for res in (PODS, SERVICES, JOBS, SECRETS, CONFIGMAPS):
+        for o in await _list(c, res, ns):
+            meta = o["metadata"]
+            labels = meta.get("labels") or {}
+            owners = [r["kind"] for r in meta.get("ownerReferences") or ()]
+            if any(k.startswith("ray.io/") for k in labels) or {"RayCluster", "RayJob"} & set(owners):
+                out.append(f"{res.kind}/{meta['name']}")
+    return (not out) if want_none else out
+
+
+def _as_json(c: Counts) -> dict[str, Any]:
+    return {k: (dict(v) if isinstance(v, defaultdict) else v) for k, v in c.__dict__.items()}
+
+
+def _table(c: Counts, seed: int, profile: str, elapsed: float, incarnations: int) -> str:
+    rec = ", ".join(f"{r:.1f}s" for r in c.recovery) or "-"
+    faults = ", ".join(f"{k} {v}" for k, v in sorted(c.dashboard_faults.items())) or "-"
+    rows = [
+        ("duplicate Ray job submissions", c.duplicate_submissions),
+        ("RayJobs stuck (not Complete/Failed)", len(c.stuck)),
+        ("orphans after deletion", len(c.orphans)),
+        ("pods beyond desired (sampled)", len(c.excess_pods)),
+        ("terminal RayJob regressions", len(c.regressions)),
+    ]
+    lines = [
+        f"chaos invariants  seed={seed} profile={profile}  {elapsed:.0f}s, {c.samples} samples",
+        f"  faults: operator SIGKILL {c.kills} (processes {incarnations}), apiserver restarts {c.apiserver_restarts},"
+        f" dashboard {faults}",
+        f"  recovery after apiserver restart: {rec}",
+        f"  RayJobs by end state: {dict(c.jobs_by_end)}; re-submissions refused by Ray: {c.refused_resubmissions}",
+        "  | invariant | count |",
+        "  |---|---|",
+        *(f"  | {name} | {n} |" for name, n in rows),
+    ]
+    for what, items in (
+        ("stuck", c.stuck),
+        ("orphans", c.orphans),
+        ("excess", c.excess_pods),
+        ("regressions", c.regressions),
+    ):
+        if items:
+            lines.append(f"  {what}: {items[:10]}")
+    return "\n".join(lines)
