@@ -388,6 +388,8 @@ def _strip(kind: str, o: dict[str, Any]) -> dict[str, Any]:
         m["name"] = m["generateName"] + "<gen>"
     if kind in FOREIGN_STATUS:
         o.pop("status", None)
+    if kind == "Secret" and "auth_token" in (o.get("data") or {}):
+        o["data"]["auth_token"] = "<random token>"
     for port in (o.get("spec") or {}).get("ports") or ():
         if isinstance(port, dict) and "nodePort" in port:
             port["nodePort"] = "<nodePort>"

@@ -165,6 +165,13 @@ def raycluster(draw: st.DrawFn) -> dict[str, Any]:
         spec["upgradeStrategy"] = {"type": draw(st.sampled_from(["Recreate", "None"]))}
     if draw(st.integers(0, 6)) == 0:
         spec["suspend"] = True
+    if draw(st.integers(0, 6)) == 0:
+        head["enableIngress"] = True
+    if draw(st.integers(0, 6)) == 0:  # token auth: a Secret, env and volumes; needs Ray >= 2.52
+        spec["authOptions"] = {"mode": "token"}
+        spec["rayVersion"] = "2.52.0"
+    if draw(st.integers(0, 7)) == 0:  # GCS fault tolerance with an external Redis: env, finalizer
+        spec["gcsFaultToleranceOptions"] = {"redisAddress": "redis.example:6379"}
     meta: dict[str, Any] = {}
     if draw(st.integers(0, 3)) == 0:
         meta["labels"] = {"team": draw(st.sampled_from(["a", "b"]))}
