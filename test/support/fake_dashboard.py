@@ -70,7 +70,7 @@ MESSAGES = {
     "FAILED": "Job failed.",
 }
 _ID_ALPHABET = "".join(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz123456789" if c not in "IloO0")
-Mode = Literal["ok", "hang", "error"]
+Mode = Literal["ok", "hang", "error", "reset"]
 
 
 def _traceback(where: str, exc: str) -> str:
@@ -262,6 +262,10 @@ class FakeCluster:
         self.mode = "error"
         if body is not None:
             self.error_body = body
+
+    def reset(self) -> None:
+        """Abort the connection of every request without an answer (a head whose process died)."""
+        self.mode = "reset"
 
     def heal(self) -> None:
         """Back to normal; requests held by hang() proceed."""
@@ -489,6 +493,10 @@ class FakeDashboard:
             cluster.requests.append(Seen(endpoint, request.method, request.path_qs, CIMultiDict(request.headers), body))
             if cluster.mode == "hang":
                 await cluster._released.wait()
+            if cluster.mode == "reset":
+                if request.transport is not None:
+                    request.transport.abort()
+                return web.Response(status=503)  # never delivered
             if cluster.delay:
                 await asyncio.sleep(cluster.delay)
             if cluster.mode == "error":

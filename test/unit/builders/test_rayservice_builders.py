@@ -380,3 +380,48 @@ def test_initializing_timeout_clears_both_clusters_with_go_durations() -> None:
         "RayServiceInitializingTimeout",
         "RayService initializing timeout exceeded after 1m0.5s (configured timeout: 1m0s)",
     )
+
+
+# ---- the Serve client against the fake head's faults -------------------------------------------------
+
+
+async def test_serve_calls_and_proxy_health_under_faults() -> None:
+    import time
+
+    from support.fake_dashboard import FakeDashboard
+
+    async with FakeDashboard() as fake:
+        head = fake.cluster("rc")
+        factory = dash.DashboardClientFactory(
+            dash.Loopback(lambda c: fake.cluster(c["metadata"]["name"]).base_url, timeout=0.5),
+            proxies=dash.LoopbackProxyAddress(lambda pod, port: head.base_url, timeout=0.5),
+        )
+        cluster = {"metadata": {"name": "rc", "namespace": "ns"}}
+        pod = {"metadata": {"name": "rc-head", "namespace": "ns"}, "status": {"podIP": "127.0.0.1"}}
+        client, proxy = factory.for_cluster(cluster), factory.for_proxy(pod, 8000)
+        try:
+            with pytest.raises(dash.DashboardUnavailable):  # no proxy listens before Serve starts
+                await proxy.check_proxy_actor_health()
+            await client.update_deployments({"applications": [{"name": "a", "import_path": "m:app"}]})
+            await proxy.check_proxy_actor_health()
+            head.serve.draining = True
+            with pytest.raises(dash.DashboardError, match=r"CheckProxyActorHealth fails\. status code: 503"):
+                await proxy.check_proxy_actor_health()
+            head.serve.draining = False
+            for fault, error in ((head.reset, dash.DashboardUnavailable), (head.hang, dash.DashboardTimeout)):
+                fault()
+                start = time.monotonic()
+                with pytest.raises(error):
+                    await client.get_serve_details()
+                with pytest.raises(error):
+                    await proxy.check_proxy_actor_health()
+                assert time.monotonic() - start < 1.5  # each call bounded by its 0.5 s timeout
+                head.heal()
+            head.fail_all("boom")
+            with pytest.raises(dash.DashboardError, match="GetServeDetails fail: 500 Internal Server Error boom"):
+                await client.get_serve_details()
+            head.heal()
+            head.delay = 0.2  # slow but within the timeout
+            assert (await client.get_serve_details()).applications["a"].status == "RUNNING"
+        finally:
+            await factory.close()
