@@ -16,8 +16,11 @@ Per-cluster controls (:class:`FakeCluster`):
   submission); :class:`Step` ``after`` is seconds since the previous transition, ``None`` waits for
   ``advance(id)``; ``set_status``/``finish`` jump directly. Terminal statuses never change (as in Ray).
 * ``forget_jobs()`` / ``forget_job(id)``: a head restart without GCS FT (404 for the ids afterwards).
-* ``hang()``: every request is accepted and never answered until ``heal()``; ``fail_all()``: every
-  request gets 500; ``fail_next(endpoint, status, body, times)``: one-shot faults; ``delay``: latency.
+* ``hang()``: every request is accepted and never answered until ``heal()``; ``reset()``: every
+  connection is aborted; ``fail_all()``: every request gets 500; ``fail_next(endpoint, status, body,
+  times)``: one-shot faults; ``delay``: latency.
+* ``serve``: the head's Serve controller and proxy (``support/fake_serve.py``: PUT validation as Ray
+  2.60, DEPLOYING → RUNNING over ``serve.timing``, deployment statuses, ``/-/healthz``).
 * ``no_agent``: submit answers 500 "No available agent ..."; ``stop_noop``: stop answers
   ``stopped: false`` and leaves the job running; ``required_token``: 401 without
   ``x-ray-authorization: Bearer <token>``; ``gcs_healthy``.
