@@ -23,7 +23,9 @@ Phases (RayServices with a head-only cluster and one application):
      each gets a pending RayCluster, the serve config is applied there, traffic switches when its
      application is RUNNING, and the old cluster is deleted ``rayClusterDeletionDelaySeconds`` later.
      Measures the time until every service serves from its new cluster and until every old cluster is
-     gone, and whether any service lost ``Ready`` meanwhile (it must not: zero-downtime).
+     gone, and whether any service lost ``Ready`` meanwhile (it must not: zero-downtime);
+  4. serve-config wave: changes ``serveConfigV2`` (a ``user_config``) of all N at once, applied in place
+     with one PUT per service: the time until every PUT succeeded and a later pass read the app RUNNING.
 
 Progress is read from the operator's own informers (event handlers, no extra watch). Prints Markdown
 tables for docs/benchmarks.md.
