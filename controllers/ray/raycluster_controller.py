@@ -1,5 +1,6 @@
 """The RayCluster controller (upstream ``raycluster_controller.go``), kept in upstream's order:
-validate → GCS FT finalizer → autoscaler RBAC → auth secret → services → GCS PVC → pods → status.
+validate → GCS FT finalizer → autoscaler RBAC → Ingress → auth secret → services → GCS PVC → pods →
+status.
 
 Objects are built by the pure functions in ``controllers/ray/common``; this module only decides what
 to create or delete and computes the status. Reads come from the shared cache (pods selected by the
@@ -25,7 +26,7 @@ from api.v1 import validation as v
 from api.v1._goutil import atoi
 from api.v1.errors import ValidationError
 from api.v1.raycluster_types import RayClusterStatus
-from controllers.ray.common import gcs_ft, rbac, service
+from controllers.ray.common import gcs_ft, ingress, rbac, service
 from controllers.ray.common import pod as podb
 from controllers.ray.expectations import HEAD_GROUP, Action, ScaleExpectations
 from controllers.ray.metrics import RayClusterMetrics
@@ -157,19 +158,78 @@ def inconsistent_status(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return any(old.get(k) != new.get(k) for k in keys)
 
 
-def should_delete_pod(pod: Mapping[str, Any], ray_container: str) -> tuple[bool, str]:
+def _ray_container_terminated(pod: Mapping[str, Any], ray_container: str) -> Mapping[str, Any] | None:
+    """getRayContainerStateTerminated: the Ray container's status found by name."""
+    for cs in (pod.get("status") or {}).get("containerStatuses") or ():
+        if cs.get("name") == ray_container:
+            terminated = (cs.get("state") or {}).get("terminated")
+            return terminated if isinstance(terminated, Mapping) else None
+    return None
+
+
+def _go_time(value: object) -> str:
+    """A metav1.Time as Go's ``%v`` prints it (time.Time.String, UTC as the operator's zone)."""
+    if not value:
+        return "0001-01-01 00:00:00 +0000 UTC"
+    t = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(dt.UTC)
+    return t.strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
+
+
+def _go_terminated(state: Mapping[str, Any] | None) -> str:
+    """Go's ``%v`` of a ``*corev1.ContainerStateTerminated`` as upstream's notes print it."""
+    if state is None:
+        return "<nil>"
+    fields = (
+        str(state.get("exitCode") or 0),
+        str(state.get("signal") or 0),
+        str(state.get("reason") or ""),
+        str(state.get("message") or ""),
+        _go_time(state.get("startedAt")),
+        _go_time(state.get("finishedAt")),
+        str(state.get("containerID") or ""),
+    )
+    return "&{" + " ".join(fields) + "}"
+
+
+def _pod_state_note(pod: Mapping[str, Any]) -> str:
+    """The pod details upstream's unhealthy-pod delete notes carry."""
+    return (
+        f"Pod status: {_phase(pod)}; Pod restart policy: {(pod.get('spec') or {}).get('restartPolicy') or ''}; "
+        f"Ray container terminated status: {_go_terminated(_ray_container_terminated(pod, _ray_container_name(pod)))}"
+    )
+
+
+def should_delete_pod(pod: Mapping[str, Any], node_type: str) -> tuple[bool, str]:
     """shouldDeletePod: Failed/Succeeded pods go; a Running pod whose Ray container terminated goes
-    only with restartPolicy Never (otherwise the kubelet restarts it)."""
+    only with restartPolicy Never (otherwise the kubelet restarts it). The reason is upstream's text."""
     phase = _phase(pod)
     name = (pod.get("metadata") or {}).get("name")
     if phase in ("Failed", "Succeeded"):
-        return True, f"The pod {name} is in phase {phase}; deleting it so it is recreated."
-    restart = (pod.get("spec") or {}).get("restartPolicy") or "Always"
-    if phase == "Running" and restart == "Never":
-        for cs in (pod.get("status") or {}).get("containerStatuses") or ():
-            if cs.get("name") == ray_container and (cs.get("state") or {}).get("terminated"):
-                return True, f"The Ray container of pod {name} has terminated and restartPolicy is Never."
-    return False, ""
+        return True, (
+            f"The {node_type} Pod {name} status is {phase} which is a terminal state. "
+            "KubeRay will delete the Pod and create new Pods in the next reconciliation if necessary."
+        )
+    terminated = _ray_container_terminated(pod, _ray_container_name(pod))
+    restart = (pod.get("spec") or {}).get("restartPolicy") or ""
+    if phase == "Running" and terminated is not None:
+        seen = (
+            f"The Pod status of the {node_type} Pod {name} is {phase}, "
+            f"and the Ray container terminated status is {_go_terminated(terminated)}. "
+        )
+        if restart == "Never":
+            return (
+                True,
+                seen
+                + f"The container is unable to restart due to its restart policy {restart}, so KubeRay will delete it.",
+            )
+        return False, seen + (
+            f"However, KubeRay will not delete the Pod because its restartPolicy is set to {restart} "
+            "and it should be able to restart automatically."
+        )
+    return False, (
+        f"KubeRay does not need to delete the {node_type} Pod {name}. The Pod status is {phase}, "
+        f"and the Ray container terminated status is {_go_terminated(terminated)}."
+    )
 
 
 @dataclass
@@ -289,6 +349,7 @@ class RayClusterReconciler:
         try:
             for step in (
                 self._reconcile_autoscaler_rbac,
+                self._reconcile_ingress,
                 self._reconcile_auth_secret,
                 self._reconcile_head_service,
                 self._reconcile_headless_service,
@@ -420,17 +481,20 @@ class RayClusterReconciler:
             return None
 
     async def _create(self, r: res.Resource, obj: Obj, cluster: Obj, ok: str, failed: str) -> Obj | None:
+        """Create, with upstream's notes ("Created role binding <ns>/<name>", "Failed creating ...");
+        AlreadyExists is no event and no error."""
         ns = cluster["metadata"]["namespace"]
+        noun = _EVENT_NOUNS[r.kind]
         try:
             out = await self.client.create(r, obj, ns)
         except AlreadyExists:
             return None
         except ApiError as e:
             self.recorder.event(
-                cluster, "Warning", failed, f"Failed creating {r.kind} {ns}/{_name_of(obj)}, {e}", action=CREATE
+                cluster, "Warning", failed, f"Failed creating {noun} {ns}/{_name_of(obj)}, {e}", action=CREATE
             )
             raise
-        self.recorder.event(cluster, "Normal", ok, f"Created {r.kind} {ns}/{out['metadata']['name']}", action=CREATE)
+        self.recorder.event(cluster, "Normal", ok, f"Created {noun} {ns}/{out['metadata']['name']}", action=CREATE)
         return out
 
     async def _reconcile_autoscaler_rbac(self, cluster: Obj) -> None:
@@ -459,6 +523,50 @@ class RayClusterReconciler:
             await self._create(
                 res.ROLEBINDINGS, binding, cluster, R.CREATED_ROLE_BINDING, R.FAILED_TO_CREATE_ROLE_BINDING
             )
+
+    async def _reconcile_ingress(self, cluster: Obj) -> None:
+        """reconcileIngressKubernetes (extensions §2.3): create the dashboard Ingress, or bring an
+        owned one back to the desired labels, annotations and spec; a foreign one is left alone with
+        a Warning on every pass. The OpenShift Route (upstream's mode when Route APIs are served) is
+        not ported. Read from the API server: Ingresses are not cached (upstream does not watch them)."""
+        if not ingress.is_ingress_enabled(cluster):
+            return
+        ns = cluster["metadata"]["namespace"]
+        desired = ingress.build_ingress_for_head_service(cluster)
+        name = desired["metadata"]["name"]
+        live = await self._get_or_none(res.INGRESSES, name, ns)
+        if live is None:
+            await self._create(res.INGRESSES, desired, cluster, R.CREATED_INGRESS, R.FAILED_TO_CREATE_INGRESS)
+            return
+        uid = cluster["metadata"].get("uid")
+        refs = (live.get("metadata") or {}).get("ownerReferences") or ()
+        if not any(r.get("controller") is True and r.get("uid") == uid for r in refs):
+            note = f"Ingress {ns}/{name} already exists and is not owned by this RayCluster; not modifying it"
+            self.recorder.event(cluster, "Warning", R.FAILED_TO_CREATE_INGRESS, note, action=CREATE)
+            return
+        live_meta, want_meta = live["metadata"], desired["metadata"]
+        changed = False
+        for key in ("labels", "annotations"):
+            if (live_meta.get(key) or {}) != (want_meta.get(key) or {}):
+                live_meta[key] = want_meta.get(key) or {}
+                changed = True
+        want_spec = desired["spec"]
+        live_spec = live.get("spec") or {}
+        if "ingressClassName" not in want_spec and "ingressClassName" in live_spec:
+            # adopt what the DefaultIngressClass admission plugin set, or this would update forever
+            want_spec["ingressClassName"] = live_spec["ingressClassName"]
+        if live_spec != want_spec:
+            live["spec"] = want_spec
+            changed = True
+        if not changed:
+            return
+        try:
+            await self.client.update(res.INGRESSES, live)
+        except ApiError as e:
+            note = f"Failed updating ingress {ns}/{name}, {e}"
+            self.recorder.event(cluster, "Warning", R.FAILED_TO_UPDATE_INGRESS, note, action=UPDATE)
+            raise
+        self.recorder.event(cluster, "Normal", R.UPDATED_INGRESS, f"Updated ingress {ns}/{name}", action=UPDATE)
 
     async def _reconcile_auth_secret(self, cluster: Obj) -> None:
         spec = cluster["spec"]
@@ -592,24 +700,33 @@ class RayClusterReconciler:
         return self.cache.list(res.PODS, meta["namespace"], labels={C.RAY_CLUSTER_LABEL_KEY: meta["name"], **labels})
 
     async def _delete_pod(
-        self, cluster: Obj, pod: Mapping[str, Any], group: str, ok: str, failed: str, why: str, missing_ok: bool = True
+        self,
+        cluster: Obj,
+        pod: Mapping[str, Any],
+        group: str,
+        ok: str,
+        failed: str,
+        note: str,
+        failed_note: str,
+        missing_ok: bool = True,
     ) -> bool:
-        """Delete one pod, expect its deletion and record the event; False when it was already gone
-        (an error instead with ``missing_ok=False``, as upstream's unhealthy-pod path has it)."""
+        """Delete one pod, expect its deletion and record ``note`` (``failed_note, <err>`` on an
+        error); False when it was already gone (an error instead with ``missing_ok=False``, as
+        upstream's unhealthy-pod path has it)."""
         meta = cluster["metadata"]
         ns, name = meta["namespace"], pod["metadata"]["name"]
         try:
             await self.client.delete(res.PODS, name, ns)
         except NotFound as e:
             if not missing_ok:
-                self.recorder.event(cluster, "Warning", failed, f"Failed deleting Pod {ns}/{name}, {e}", action=DELETE)
+                self.recorder.event(cluster, "Warning", failed, f"{failed_note}, {e}", action=DELETE)
                 raise ReplicaError(_delete_marker(group), str(e)) from e
             return False
         except ApiError as e:
-            self.recorder.event(cluster, "Warning", failed, f"Failed deleting Pod {ns}/{name}, {e}", action=DELETE)
+            self.recorder.event(cluster, "Warning", failed, f"{failed_note}, {e}", action=DELETE)
             raise ReplicaError(_delete_marker(group), str(e)) from e
         self.expectations.expect(ns, meta["name"], group, name, Action.DELETE)
-        self.recorder.event(cluster, "Normal", ok, f"Deleted Pod {ns}/{name}{'; ' + why if why else ''}", action=DELETE)
+        self.recorder.event(cluster, "Normal", ok, note, action=DELETE)
         return True
 
     async def _delete_all_pods(
@@ -635,7 +752,13 @@ class RayClusterReconciler:
             out = await self.client.create(res.PODS, pod, meta["namespace"])
         except ApiError as e:
             reason = R.FAILED_TO_CREATE_HEAD_POD if head else R.FAILED_TO_CREATE_WORKER_POD
-            what = f"head Pod {meta['namespace']}/{_name_of(pod)}" if head else "worker Pod for the cluster"
+            # Upstream prints the head pod's name, empty before the apiserver applied generateName.
+            name = (pod.get("metadata") or {}).get("name") or ""
+            what = (
+                f"head Pod {meta['namespace']}/{name}"
+                if head
+                else f"worker Pod for the cluster {meta['namespace']}/{meta['name']}"
+            )
             self.recorder.event(cluster, "Warning", reason, f"Failed to create {what}, {e}", action=CREATE)
             raise ReplicaError("FailedCreateHeadPod" if head else "FailedCreateWorkerPod", str(e)) from e
         name = out["metadata"]["name"]
@@ -679,15 +802,18 @@ class RayClusterReconciler:
         head_pods = self._pods(cluster, **{C.RAY_NODE_TYPE_LABEL_KEY: C.RayNodeType.HEAD.value})
         if self.expectations.is_satisfied(ns, name, HEAD_GROUP):
             if len(head_pods) == 1:
-                delete, why = should_delete_pod(head_pods[0], _ray_container_name(head_pods[0]))
+                head = head_pods[0]
+                delete, why = should_delete_pod(head, C.RayNodeType.HEAD.value)
                 if delete:
+                    what = f"head Pod {ns}/{head['metadata']['name']}; {_pod_state_note(head)}"
                     await self._delete_pod(
                         cluster,
-                        head_pods[0],
+                        head,
                         HEAD_GROUP,
                         R.DELETED_HEAD_POD,
                         R.FAILED_TO_DELETE_HEAD_POD,
-                        why,
+                        f"Deleted {what}",
+                        f"Failed deleting {what}",
                         missing_ok=False,
                     )
                     raise _Retry(why)
@@ -737,18 +863,35 @@ class RayClusterReconciler:
         gname = str(group.get("groupName") or "")
         deleted: set[str] = set()
         for p in pods:
-            delete, why = should_delete_pod(p, _ray_container_name(p))
+            delete, _ = should_delete_pod(p, C.RayNodeType.WORKER.value)
             if delete:
                 deleted.add(p["metadata"]["name"])
+                what = f"worker Pod {ns}/{p['metadata']['name']}; {_pod_state_note(p)}"
                 await self._delete_pod(
-                    cluster, p, gname, R.DELETED_WORKER_POD, R.FAILED_TO_DELETE_WORKER_POD, why, missing_ok=False
+                    cluster,
+                    p,
+                    gname,
+                    R.DELETED_WORKER_POD,
+                    R.FAILED_TO_DELETE_WORKER_POD,
+                    f"Deleted {what}",
+                    f"Failed deleting {what}",
+                    missing_ok=False,
                 )
         if deleted:
             raise _Retry(f"delete {len(deleted)} unhealthy worker Pods")
         # Every name in workersToDelete is deleted, whatever replicas says; an absent pod is fine.
         for pod_name in (group.get("scaleStrategy") or {}).get("workersToDelete") or ():
             target = {"metadata": {"name": pod_name, "namespace": ns}}
-            if await self._delete_pod(cluster, target, gname, R.DELETED_WORKER_POD, R.FAILED_TO_DELETE_WORKER_POD, ""):
+            what = f"pod {ns}/{pod_name}"
+            if await self._delete_pod(
+                cluster,
+                target,
+                gname,
+                R.DELETED_WORKER_POD,
+                R.FAILED_TO_DELETE_WORKER_POD,
+                f"Deleted {what}",
+                f"Failed deleting {what}",
+            ):
                 deleted.add(pod_name)
         remaining = [p for p in pods if p["metadata"]["name"] not in deleted]
         desired = U.get_worker_group_desired_replicas(group)
@@ -775,10 +918,19 @@ class RayClusterReconciler:
             # Without the autoscaler (or with ENABLE_RANDOM_POD_DELETE) the first pods in the list go;
             # otherwise the autoscaler is the only one that scales down.
             for p in remaining[:-diff]:
+                what = f"Pod {ns}/{p['metadata']['name']}"
                 if not await self._delete_pod(
-                    cluster, p, gname, R.DELETED_WORKER_POD, R.FAILED_TO_DELETE_WORKER_POD, ""
+                    cluster,
+                    p,
+                    gname,
+                    R.DELETED_WORKER_POD,
+                    R.FAILED_TO_DELETE_WORKER_POD,
+                    f"Deleted {what}",
+                    f"Failed deleting {what}",
                 ):
+                    # Already gone: upstream expects the deletion and records the event all the same.
                     self.expectations.expect(ns, name, gname, p["metadata"]["name"], Action.DELETE)
+                    self.recorder.event(cluster, "Normal", R.DELETED_WORKER_POD, f"Deleted {what}", action=DELETE)
 
     async def _reconcile_multi_host_group(
         self, cluster: Obj, group: Obj, pods: Sequence[Mapping[str, Any]], autoscaling: bool, random_delete: bool
@@ -796,7 +948,16 @@ class RayClusterReconciler:
 
         async def delete_replica(members: Sequence[Mapping[str, Any]], why: str) -> None:
             for p in members:
-                await self._delete_pod(cluster, p, gname, R.DELETED_WORKER_POD, R.FAILED_TO_DELETE_WORKER_POD, why)
+                what = f"worker Pod {cluster['metadata']['namespace']}/{p['metadata']['name']} for group {gname}"
+                await self._delete_pod(
+                    cluster,
+                    p,
+                    gname,
+                    R.DELETED_WORKER_POD,
+                    R.FAILED_TO_DELETE_WORKER_POD,
+                    f"Deleted {what}: {why}",
+                    f"Failed deleting {what}; {_pod_state_note(p)}",
+                )
 
         for r, members in replicas.items():
             if len(members) < hosts:
@@ -806,7 +967,7 @@ class RayClusterReconciler:
         for p in pods:
             if p["metadata"]["name"] in deleted:
                 continue
-            delete, why = should_delete_pod(p, _ray_container_name(p))
+            delete, why = should_delete_pod(p, C.RayNodeType.WORKER.value)
             same_replica = replicas.get(_labels(p).get(C.RAY_WORKER_REPLICA_NAME_KEY, ""))
             if delete and same_replica is not None:
                 await delete_replica(same_replica, why)
@@ -1020,6 +1181,17 @@ class _Retry(ReconcileError):
 
 
 _RNG = random.Random()
+
+
+#: The object nouns of upstream's create notes (the GCS PVC, v1.7-only, keeps its kind).
+_EVENT_NOUNS: dict[str, str] = {
+    "Service": "service",
+    "ServiceAccount": "service account",
+    "Role": "role",
+    "RoleBinding": "role binding",
+    "Ingress": "ingress",
+    "PersistentVolumeClaim": "PersistentVolumeClaim",
+}
 
 
 def _name_of(obj: Mapping[str, Any]) -> str:

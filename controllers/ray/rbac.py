@@ -91,7 +91,12 @@ _PROXY = (
     "--use-kubernetes-proxy: dashboards through the apiserver proxy; the test plane's pods have loopback IPs, "
     "which kube-apiserver refuses to proxy to"
 )
-_INGRESS = "headGroupSpec.enableIngress (Ingress, or Route on OpenShift): not ported yet"
+_INGRESS_AS_UPSTREAM = (
+    "granted as upstream's role does; the dashboard Ingress is read by name, created and updated, never listed, "
+    "watched, patched or deleted (garbage collection removes it with its RayCluster)"
+)
+_INGRESS_UNUSED = "granted as upstream's role does: upstream declares it and never uses it"
+_ROUTE = "headGroupSpec.enableIngress on OpenShift (a Route instead of the Ingress): not ported"
 _SERVICES_AS_UPSTREAM = _AS_UPSTREAM + "; owned Services go with their owner by garbage collection"
 _LEASE_LIST = _AS_UPSTREAM + " (the lock reads its one Lease by name)"
 _JOBS_USED = ("get", "list", "watch", "create", "delete")  # submitter and Redis-cleanup Jobs
@@ -133,10 +138,11 @@ RAYCLUSTER_PERMISSIONS: Final[tuple[Permission, ...]] = (
     ),
     _p("batch", "jobs", _JOBS_USED),
     _p("batch", "jobs", ("patch", "update"), _AS_UPSTREAM),
-    _p("networking.k8s.io", "ingresses", _ALL, _INGRESS),
-    _p("extensions", "ingresses", _ALL, _INGRESS),
-    _p("networking.k8s.io", "ingressclasses", _READ, _INGRESS),
-    _p("route.openshift.io", "routes", _ALL, _INGRESS),
+    _p("networking.k8s.io", "ingresses", ("get", "create", "update")),
+    _p("networking.k8s.io", "ingresses", ("list", "watch", "patch", "delete"), _INGRESS_AS_UPSTREAM),
+    _p("extensions", "ingresses", _ALL, _INGRESS_UNUSED + " (the extensions group no longer serves Ingresses)"),
+    _p("networking.k8s.io", "ingressclasses", _READ, _INGRESS_UNUSED),
+    _p("route.openshift.io", "routes", _ALL, _ROUTE),
     _p("rbac.authorization.k8s.io", "roles", ("get", "create")),
     _p("rbac.authorization.k8s.io", "roles", ("list", "watch", "update", "delete"), _AS_UPSTREAM),
     _p("rbac.authorization.k8s.io", "rolebindings", ("get", "create")),

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from controllers.ray.common import gcs_ft, pod, rbac, service
+from controllers.ray.common import gcs_ft, ingress, pod, rbac, service
 from controllers.ray.utils import constants as C
 from controllers.ray.utils import util as U
 
@@ -97,6 +97,8 @@ def build_all(case: dict[str, Any]) -> dict[str, Any]:
     pvc = gcs_ft.build_gcs_storage_pvc(cluster)
     if pvc is not None:
         out["gcs_storage_pvc"] = pvc
+    if ingress.is_ingress_enabled(cluster):
+        out["ingress"] = ingress.build_ingress_for_head_service(cluster)
     if case.get("ray_job"):
         out["ray_job_head_service"] = service.build_head_service_for_ray_job(case["ray_job"], cluster, env=env)
     return out

@@ -27,6 +27,7 @@ class Store:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str, str], Obj] = {}
         self.calls: list[tuple[str, str, str]] = []  # (verb, plural, name)
+        self.refuse_create: dict[str, Exception] = {}  # plural -> the error every create gets
         self._rv = itertools.count(1)
         self._uid = itertools.count(1)
 
@@ -74,6 +75,9 @@ class FakeClient:
         return {"items": [copy.deepcopy(o) for o in self.store.items(r, namespace, sel)]}
 
     async def create(self, r: res.Resource, obj: Obj, namespace: str | None = None, **_: Any) -> Obj:
+        refused = self.store.refuse_create.get(r.plural)
+        if refused is not None:
+            raise refused
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         meta.setdefault("namespace", namespace)
@@ -103,6 +107,11 @@ class FakeClient:
         obj = self.store.objects[self.store._key(r, name, namespace)]
         _merge(obj, copy.deepcopy(patch))
         return copy.deepcopy(self.store.put(r, obj))
+
+    async def update(self, r: res.Resource, obj: Obj, **_: Any) -> Obj:
+        meta = obj["metadata"]
+        self.store.calls.append(("update", r.plural, meta["name"]))
+        return copy.deepcopy(self.store.put(r, copy.deepcopy(obj)))
 
     async def update_status(self, r: res.Resource, body: Obj) -> Obj:
         meta = body["metadata"]

@@ -423,3 +423,153 @@ async def test_replica_failure_condition_reads_like_upstreams_joined_error() -> 
     h.client.create = create  # type: ignore[method-assign]
     await h.settle(NS, "rc")
     assert "ReplicaFailure" not in {c["type"] for c in h.cluster(NS, "rc")["status"]["conditions"]}
+
+
+# ---- event notes: upstream's words ------------------------------------------------------------------
+
+
+def notes(h: Harness, reason: str) -> list[str]:
+    return [r.note for r in h.recorder.records if r.reason == reason]
+
+
+async def test_event_notes_are_upstreams() -> None:
+    """Users grep these: the create, delete and failure notes read exactly as upstream's."""
+    h = Harness()
+    await ready_cluster(h, cluster(enableInTreeAutoscaling=True))
+    assert notes(h, "CreatedServiceAccount") == [f"Created service account {NS}/rc"]
+    assert notes(h, "CreatedRole") == [f"Created role {NS}/rc"]
+    assert notes(h, "CreatedRoleBinding") == [f"Created role binding {NS}/rc"]
+    assert notes(h, "CreatedService") == [f"Created service {NS}/rc-head-svc"]
+    h.recorder.clear()
+    # workersToDelete: "Deleted pod"; a plain scale-down: "Deleted Pod" (upstream's two spellings)
+    victim = h.pods(NS, **{C.RAY_NODE_TYPE_LABEL_KEY: "worker"})[0]["metadata"]["name"]
+    group = h.cluster(NS, "rc")["spec"]["workerGroupSpecs"][0]
+    group["scaleStrategy"] = {"workersToDelete": [victim]}
+    group["replicas"] = 1
+    await h.reconcile(NS, "rc")
+    assert notes(h, "DeletedWorkerPod") == [f"Deleted pod {NS}/{victim}"]
+
+
+async def test_scale_down_note_and_unhealthy_worker_note() -> None:
+    h = Harness()
+    await ready_cluster(h)
+    h.recorder.clear()
+    h.cluster(NS, "rc")["spec"]["workerGroupSpecs"][0]["replicas"] = 1
+    await h.reconcile(NS, "rc")
+    [note] = notes(h, "DeletedWorkerPod")
+    assert note.startswith(f"Deleted Pod {NS}/rc-small-worker-")
+    h.recorder.clear()
+    worker = h.pods(NS, **{C.RAY_NODE_TYPE_LABEL_KEY: "worker"})[0]
+    worker["spec"]["restartPolicy"] = "Never"
+    worker["status"]["containerStatuses"] = [
+        {
+            "name": "ray-worker",
+            "state": {
+                "terminated": {
+                    "exitCode": 1,
+                    "reason": "Error",
+                    "startedAt": "2026-01-01T00:00:00Z",
+                    "finishedAt": "2026-01-01T00:01:00Z",
+                    "containerID": "containerd://abc",
+                }
+            },
+        }
+    ]
+    with pytest.raises(rcc.ReconcileError, match="delete 1 unhealthy worker Pods"):
+        await h.reconcile(NS, "rc")
+    assert notes(h, "DeletedWorkerPod") == [
+        f"Deleted worker Pod {NS}/{worker['metadata']['name']}; Pod status: Running; Pod restart policy: Never; "
+        "Ray container terminated status: &{1 0 Error  2026-01-01 00:00:00 +0000 UTC 2026-01-01 00:01:00 +0000 UTC "
+        "containerd://abc}"
+    ]
+
+
+async def test_pod_create_failure_notes() -> None:
+    """The head pod has no name before the apiserver applies generateName, so upstream prints
+    '<ns>/'; the worker note names the cluster."""
+    h = Harness()
+    h.store.refuse_create[res.PODS.plural] = Forbidden("pods is forbidden: exceeded quota", reason="Forbidden")
+    h.add(res.RAYCLUSTERS, cluster())
+    with pytest.raises(rcc.ReplicaError):
+        await h.reconcile(NS, "rc")
+    assert notes(h, "FailedToCreateHeadPod") == [f"Failed to create head Pod {NS}/, pods is forbidden: exceeded quota"]
+    h2 = Harness()
+    await ready_cluster(h2)
+    h2.cluster(NS, "rc")["spec"]["workerGroupSpecs"][0]["replicas"] = 3
+    h2.store.refuse_create[res.PODS.plural] = Forbidden("pods is forbidden: exceeded quota", reason="Forbidden")
+    with pytest.raises(rcc.ReplicaError):
+        await h2.reconcile(NS, "rc")
+    assert notes(h2, "FailedToCreateWorkerPod") == [
+        f"Failed to create worker Pod for the cluster {NS}/rc, pods is forbidden: exceeded quota"
+    ]
+
+
+# ---- the dashboard Ingress (raycluster-extensions.md §2) --------------------------------------------------
+
+
+def ingress_cluster(**annotations: str) -> dict[str, Any]:
+    c = cluster()
+    c["spec"]["headGroupSpec"]["enableIngress"] = True
+    if annotations:
+        c["metadata"]["annotations"] = dict(annotations)
+    return c
+
+
+def live_ingress(h: Harness) -> dict[str, Any]:
+    return h.store.objects[(res.INGRESSES.plural, NS, "rc-head-ingress")]
+
+
+async def test_ingress_created_once_before_services_and_pods() -> None:
+    h = Harness()
+    await ready_cluster(h, ingress_cluster(**{"kubernetes.io/ingress.class": "nginx", "team": "a"}))
+    creates = [(p, n) for v, p, n in h.store.calls if v == "create"]
+    assert creates[0] == ("ingresses", "rc-head-ingress")  # before the head Service and the pods
+    ing = live_ingress(h)
+    assert ing["spec"]["ingressClassName"] == "nginx"
+    assert ing["metadata"]["annotations"] == {"team": "a"}
+    assert ing["metadata"]["ownerReferences"][0]["uid"] == h.cluster(NS, "rc")["metadata"]["uid"]
+    assert notes(h, "CreatedIngress") == [f"Created ingress {NS}/rc-head-ingress"]
+    # Steady state: no further write of the Ingress.
+    await h.reconcile(NS, "rc")
+    assert [c for c in h.store.calls if c[1] == "ingresses"] == [("create", "ingresses", "rc-head-ingress")]
+
+
+async def test_ingress_drift_is_repaired_and_a_default_class_adopted() -> None:
+    h = Harness()
+    await ready_cluster(h, ingress_cluster())
+    ing = live_ingress(h)
+    ing["spec"]["ingressClassName"] = "cluster-default"  # the DefaultIngressClass admission plugin
+    await h.reconcile(NS, "rc")
+    assert not notes(h, "UpdatedIngress")  # adopted, not fought over
+    ing["metadata"]["labels"]["extra"] = "x"
+    ing["spec"]["rules"][0]["http"]["paths"][0]["path"] = "/elsewhere"
+    await h.reconcile(NS, "rc")
+    ing = live_ingress(h)
+    assert "extra" not in ing["metadata"]["labels"]
+    assert ing["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/"
+    assert ing["spec"]["ingressClassName"] == "cluster-default"
+    assert notes(h, "UpdatedIngress") == [f"Updated ingress {NS}/rc-head-ingress"]
+
+
+async def test_foreign_ingress_is_left_alone_with_a_warning() -> None:
+    h = Harness()
+    foreign = {"metadata": {"name": "rc-head-ingress", "namespace": NS, "labels": {"mine": "yes"}}, "spec": {}}
+    h.add(res.INGRESSES, foreign)
+    await ready_cluster(h, ingress_cluster())
+    assert live_ingress(h)["metadata"]["labels"] == {"mine": "yes"}
+    assert set(notes(h, "FailedToCreateIngress")) == {
+        f"Ingress {NS}/rc-head-ingress already exists and is not owned by this RayCluster; not modifying it"
+    }
+    assert h.pods(NS)  # the chain went on
+
+
+async def test_ingress_create_failure_blocks_services_and_pods() -> None:
+    h = Harness()
+    h.store.refuse_create[res.INGRESSES.plural] = Forbidden("admission webhook denied it", reason="Forbidden")
+    h.add(res.RAYCLUSTERS, ingress_cluster())
+    with pytest.raises(Forbidden):
+        await h.reconcile(NS, "rc")
+    assert notes(h, "FailedToCreateIngress") == [
+        f"Failed creating ingress {NS}/rc-head-ingress, admission webhook denied it"
+    ]
+    assert not h.pods(NS) and not h.store.items(res.SERVICES, NS)
