@@ -145,9 +145,27 @@ async def apply(client: RayDashboardClient, serve_config_yaml: str) -> None:
                 raise
 
 
-async def wait_apps(client: RayDashboardClient, want: Mapping[str, str]) -> dict[str, ServeApplicationDetails]:
-    """Poll as the controller does until every app in ``want`` has its status; a RUNNING wait fails at
-    once on DEPLOY_FAILED with Ray's message."""
+async def applications(client: RayDashboardClient) -> dict[str, ServeApplicationDetails]:
+    """``get_serve_details`` as the operator's next pass would retry it after a 2 s timeout."""
+
+    async def get() -> tuple[dict[str, ServeApplicationDetails]] | None:
+        try:
+            return ((await client.get_serve_details()).applications,)  # truthy even when empty
+        except DashboardTimeout:
+            return None
+
+    got: tuple[dict[str, ServeApplicationDetails]] = await eventually(
+        get, timeout=60, what="Serve's applications", interval=0.5
+    )
+    return got[0]
+
+
+async def wait_apps(
+    client: RayDashboardClient, want: Mapping[str, str], *, only: bool = False
+) -> dict[str, ServeApplicationDetails]:
+    """Poll as the controller does until every app in ``want`` has its status (``only``: and no other app
+    is listed, e.g. one still DELETING after a config dropped it); a RUNNING wait fails at once on
+    DEPLOY_FAILED with Ray's message."""
 
     async def reached() -> dict[str, ServeApplicationDetails] | None:
         try:
@@ -158,6 +176,8 @@ async def wait_apps(client: RayDashboardClient, want: Mapping[str, str]) -> dict
             app = apps.get(name)
             if app is not None and status == "RUNNING":
                 assert app.status != "DEPLOY_FAILED", f"{name} failed to deploy: {app.message}"
+        if only and set(apps) != set(want):
+            return None
         if all(name in apps and apps[name].status == status for name, status in want.items()):
             return apps
         return None
@@ -259,7 +279,7 @@ async def test_serve_never_started_has_no_applications(client: RayDashboardClien
     doc = await raw_applications(ray_head)
     assert doc == {"controller_info": {}, "proxies": {}, "applications": {}, "target_capacity": None}
     check_or_record("serve_not_started", doc)
-    assert (await client.get_serve_details()).applications == {}
+    assert await applications(client) == {}
 
 
 async def test_deploy_answer_and_update_user_config(client: RayDashboardClient, ray_head: Any, serve_port: int) -> None:
@@ -306,34 +326,47 @@ async def test_failing_release_beside_a_healthy_app(client: RayDashboardClient, 
     check_or_record("deploy_failed", await raw_applications(ray_head))
 
 
+async def refusal(client: RayDashboardClient, config: Mapping[str, Any]) -> DashboardError:
+    """The error a PUT of ``config`` ends with; a timed-out or dropped attempt is retried, as the
+    operator's next pass would."""
+    deadline = time.monotonic() + DEPLOY_DEADLINE
+    while True:
+        try:
+            await client.update_deployments(config)
+        except (DashboardTimeout, DashboardUnavailable):
+            if time.monotonic() > deadline:
+                raise
+            continue
+        except DashboardError as e:
+            return e
+        pytest.fail(f"Serve accepted {config}")
+
+
 async def test_invalid_config_is_refused_with_rays_message(client: RayDashboardClient, serve_port: int) -> None:
     await apply(client, serve_config_v2(serve_port, hello_app("hi")))
-    await wait_apps(client, {"hello": "RUNNING"})
+    await wait_apps(client, {"hello": "RUNNING"}, only=True)
 
     bad = serve_config_v2(serve_port, hello_app("hi").replace("hello:app", "nodots"))
-    with pytest.raises(DashboardError) as exc:
-        await client.update_deployments(yaml.safe_load(bad))
-    assert exc.value.status == 400
-    assert 'Got invalid import path "nodots"' in exc.value.body
-    check_or_record_error("bad_import_path", exc.value.body)
+    err = await refusal(client, yaml.safe_load(bad))
+    assert err.status == 400
+    assert 'Got invalid import path "nodots"' in err.body
+    check_or_record_error("bad_import_path", err.body)
     # The message the operator puts in its FailedToUpdateServeApplications event:
-    assert str(exc.value).startswith("UpdateDeployments fail: 400 Bad Request ")
+    assert str(err).startswith("UpdateDeployments fail: 400 Bad Request ")
 
     dup = serve_config_v2(serve_port, hello_app("hi") + hello_app("hi", route="/other"))
-    with pytest.raises(DashboardError) as exc:
-        await client.update_deployments(yaml.safe_load(dup))
-    assert exc.value.status == 400
-    assert 'Found multiple configs for application "hello"' in exc.value.body
-    check_or_record_error("duplicate_application", exc.value.body)
+    err = await refusal(client, yaml.safe_load(dup))
+    assert err.status == 400
+    assert 'Found multiple configs for application "hello"' in err.body
+    check_or_record_error("duplicate_application", err.body)
 
-    with pytest.raises(DashboardError) as exc:
-        await client.update_deployments({})  # what an empty serveConfigV2 becomes
-    assert exc.value.status == 400
-    assert "Field required" in exc.value.body
-    check_or_record_error("no_applications_field", exc.value.body)
+    err = await refusal(client, {})  # what an empty serveConfigV2 becomes
+    assert err.status == 400
+    assert "Field required" in err.body
+    check_or_record_error("no_applications_field", err.body)
 
     # Nothing of the refused configs was applied: the running app still answers.
-    apps = (await client.get_serve_details()).applications
+    apps = await applications(client)
     assert set(apps) == {"hello"}
     assert apps["hello"].status == "RUNNING"
     await answers(f"http://127.0.0.1:{serve_port}/", "hi")
