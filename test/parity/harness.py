@@ -26,6 +26,7 @@ import yaml
 from oracle import UpstreamOperator
 from support.fake_dashboard import FakeCluster, FakeDashboard
 
+from controllers.ray.utils import util as U
 from internal.client import Client, NotFound
 from internal.client.resources import (
     CONFIGMAPS,
@@ -150,6 +151,8 @@ class Result:
     equivalent: Counter[str] = field(default_factory=Counter)
     differences: list[Difference] = field(default_factory=list)
     unsettled: list[str] = field(default_factory=list)
+    #: recreate-hash checks that failed (recreate_hash_problems; only where the test asks for them)
+    hash_problems: list[str] = field(default_factory=list)
 
     def failures(self) -> list[Difference]:
         return [d for d in self.differences if not d.allowed_by]
@@ -165,6 +168,7 @@ class Result:
                 f" ({self.only_ours[k]}, {self.only_upstream[k]})"
             )
         lines += [f"  not settled: {u}" for u in self.unsettled]
+        lines += [f"  recreate hash: {p}" for p in self.hash_problems]
         bad = self.failures()
         lines.append(f"  differences: {len(self.differences)}, not allowed: {len(bad)}")
         lines += ["  " + d.line() for d in bad[:200]]
@@ -178,6 +182,7 @@ class Result:
             "only_ours": dict(self.only_ours),
             "only_upstream": dict(self.only_upstream),
             "unsettled": self.unsettled,
+            "hash_problems": self.hash_problems,
             "differences": [d.__dict__ for d in self.differences],
         }
 
@@ -543,6 +548,48 @@ def compare(label: str, ours: dict[str, list[dict[str, Any]]], upstream: dict[st
                 r.identical[kind] += 1
             r.differences += [Difference(kind, name, p, x, y) for p, x, y in found]
     return r
+
+
+# ---- the Recreate spec hash ----------------------------------------------------------------------------
+
+#: WorkerGroupSpec fields v1.7.0 has and v1.6.1 does not (kuberay-behaviour.md §2.3; the CRD defaults
+#: ``priority`` to 0): v1.6.1 drops them when it decodes the spec, so they are not in what it hashes.
+V17_ONLY_GROUP_FIELDS = ("priority",)
+_HASH_KEY = "ray.io/upgrade-strategy-recreate-hash"
+
+
+def v161_recreate_hash(spec: dict[str, Any]) -> str:
+    """The hash v1.6.1 computes for ``spec``: ours over the spec without the v1.7.0-only fields."""
+    s = copy.deepcopy(spec)
+    for group in s.get("workerGroupSpecs") or ():
+        for f in V17_ONLY_GROUP_FIELDS:
+            group.pop(f, None)
+    return U.generate_hash_without_replicas_and_workers_to_delete(s)
+
+
+def recreate_hash_problems(
+    ours: dict[str, list[dict[str, Any]]], upstream: dict[str, list[dict[str, Any]]]
+) -> list[str]:
+    """For RayClusters whose spec never changed after creation (the generated ones): our head pod's
+    hash is ours of the spec, and upstream's is ours of the same spec without the v1.7.0-only fields.
+    This is what makes the allowed difference `recreate-hash-v1.7-fields` honest: the hashes differ
+    by those fields only, never by how the spec is serialised."""
+    problems: list[str] = []
+    for side, snap, expect in (
+        ("ours", ours, U.generate_hash_without_replicas_and_workers_to_delete),
+        ("upstream", upstream, v161_recreate_hash),
+    ):
+        specs = {rc["metadata"]["name"]: rc["spec"] for rc in snap.get("RayCluster", [])}
+        for pod in snap.get("Pod", []):
+            labels = pod["metadata"].get("labels") or {}
+            spec = specs.get(labels.get("ray.io/cluster", ""))
+            if labels.get("ray.io/node-type") != "head" or spec is None:
+                continue
+            got = (pod["metadata"].get("annotations") or {}).get(_HASH_KEY)
+            want = expect(spec)
+            if got != want:
+                problems.append(f"{side} head pod of {labels['ray.io/cluster']}: {_HASH_KEY}={got}, expected {want}")
+    return problems
 
 
 # ---- allowed differences -------------------------------------------------------------------------------

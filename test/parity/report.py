@@ -25,6 +25,7 @@ def load(path: Path) -> Result:
     for k in ("compared", "identical", "only_ours", "only_upstream"):
         getattr(r, k).update(raw[k])
     r.unsettled = raw["unsettled"]
+    r.hash_problems = raw.get("hash_problems", [])
     r.differences = [Difference(**{**d, "allowed_by": ""}) for d in raw["differences"]]
     return r
 

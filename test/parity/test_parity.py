@@ -68,7 +68,13 @@ class Pair:
     async def patch(self, kind: str, name: str, body: dict[str, Any]) -> None:
         await self.each(lambda s: self.client.patch(KINDS[kind], name, body, s.namespace))
 
-    async def compare(self, label: str, timeout: float = 120.0, done: Callable[[], Any] | None = None) -> Result:
+    async def compare(
+        self,
+        label: str,
+        timeout: float = 120.0,
+        done: Callable[[], Any] | None = None,
+        check_hashes: bool = False,
+    ) -> Result:
         unsettled = await harness.settle(self.client, [s.namespace for s in self.sides], timeout, done=done)
         snaps = {s.name: await harness.snapshot(self.client, s.namespace) for s in self.sides}
         result = harness.compare(
@@ -77,6 +83,8 @@ class Pair:
             harness.normalise(snaps["upstream"], self.upstream.namespace),
         )
         result.unsettled = [("ours" if ns == self.ours.namespace else "upstream") + f" ({ns})" for ns in unsettled]
+        if check_hashes:
+            result.hash_problems = harness.recreate_hash_problems(snaps["ours"], snaps["upstream"])
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / f"{label}.json").write_text(json.dumps(result.to_json(), indent=1, default=str))
         (ARTIFACTS / f"{label}.raw.json").write_text(json.dumps(snaps, default=str))
@@ -88,7 +96,7 @@ class Pair:
 
 def check(result: Result) -> None:
     bad = result.failures()
-    if bad or result.unsettled:
+    if bad or result.unsettled or result.hash_problems:
         pytest.fail(result.report(), pytrace=False)
 
 
@@ -157,7 +165,7 @@ async def test_generated_rayclusters(sim_cluster: Any, kclient: Client, oracle: 
     specs = inputs.generated_clusters(GENERATED)
     async with pair(sim_cluster, kclient, oracle, tmp_path) as p:
         await p.apply(specs)
-        check(await p.compare("generated", timeout=300))
+        check(await p.compare("generated", timeout=300, check_hashes=True))
 
 
 # ---- scripted scenarios ----------------------------------------------------------------------------------
