@@ -337,3 +337,58 @@ async def test_gcs_rocksdb_pvc_follows_deletion_policy_and_is_watched(
         patch = {"spec": {"gcsFaultToleranceOptions": {"backend": "rocksdb", "storage": storage}}}
         await kclient.patch(RAYCLUSTERS, "gcs", patch, namespace)
         await eventually(lambda: pvc_owned_by([]), 60, "the retained PVC without an owner reference")
+
+
+async def test_enable_ingress_creates_the_dashboard_ingress_and_repairs_it(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    """raycluster-extensions.md §2: <cluster>-head-ingress to the head Service's dashboard port, the
+    class from the cluster annotation, created under the shipped RBAC; a user's edit is undone at the
+    next reconcile, and the Ingress goes with its cluster."""
+    from internal.client.resources import INGRESSES
+
+    rc = cluster("dash", namespace)
+    rc["metadata"]["annotations"] = {"kubernetes.io/ingress.class": "nginx", "team": "a"}
+    rc["spec"]["headGroupSpec"]["enableIngress"] = True
+
+    async def reasons() -> list[str]:
+        events = (await kclient.list(EVENTS, namespace))["items"]
+        return [e["reason"] for e in events if e["regarding"]["name"] == "dash"]
+
+    async with running_operator(sim_cluster):
+        await kclient.create(RAYCLUSTERS, rc)
+        await wait_ready(kclient, namespace, "dash", 3)
+        ing = await kclient.get(INGRESSES, "dash-head-ingress", namespace)
+        assert ing["spec"]["ingressClassName"] == "nginx"
+        assert ing["metadata"]["annotations"] == {"team": "a"}
+        assert ing["metadata"]["labels"]["ray.io/cluster"] == "dash"
+        [rule] = ing["spec"]["rules"]
+        [path] = rule["http"]["paths"]
+        assert (path["path"], path["pathType"]) == ("/", "Prefix")
+        assert path["backend"]["service"] == {"name": "dash-head-svc", "port": {"number": 8265}}
+        assert ing["metadata"]["ownerReferences"][0]["name"] == "dash"
+        got = await reasons()
+        assert got.count("CreatedIngress") == 1
+        assert "UpdatedIngress" not in got  # what the apiserver stored is what was built
+
+        path["path"] = "/elsewhere"
+        await kclient.update(INGRESSES, ing)
+        await kclient.patch(RAYCLUSTERS, "dash", {"metadata": {"labels": {"nudge": "1"}}}, namespace)
+
+        async def repaired() -> bool:
+            live = await kclient.get(INGRESSES, "dash-head-ingress", namespace)
+            return bool(live["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/")
+
+        await eventually(repaired, 30, "the Ingress path restored")
+        assert "UpdatedIngress" in await reasons()
+
+        await kclient.delete(RAYCLUSTERS, "dash", namespace, propagation_policy="Background")
+
+        async def collected() -> bool:
+            try:
+                await kclient.get(INGRESSES, "dash-head-ingress", namespace)
+            except NotFound:
+                return True
+            return False
+
+        await eventually(collected, 60, "the Ingress garbage-collected with its cluster")
