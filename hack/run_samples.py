@@ -126,10 +126,22 @@ def run_sample(kubeconfig: str, path: Path, timeout: float, watch: float) -> str
         st = job.get("status") or {}
         if st.get("jobDeploymentStatus") in TERMINAL:
             break
+        # InteractiveMode: the user submits with an id of their choosing, then sets spec.jobId to it.
         interactive = job["spec"].get("submissionMode") == "InteractiveMode"
-        waiting = st.get("jobDeploymentStatus") == "Waiting" and st.get("jobId")
-        if interactive and waiting and not submitted and head_pod(kubeconfig, ns):
-            interactive_submit(kubeconfig, ns, st["jobId"])
+        if interactive and st.get("jobDeploymentStatus") == "Waiting" and not submitted and head_pod(kubeconfig, ns):
+            job_id = f"{name}-by-hand"
+            interactive_submit(kubeconfig, ns, job_id)
+            kubectl(
+                kubeconfig,
+                "-n",
+                ns,
+                "patch",
+                "rayjob",
+                name,
+                "--type=merge",
+                "-p",
+                json.dumps({"spec": {"jobId": job_id}}),
+            )
             submitted = True
         time.sleep(2)  # a manual tool polling kubectl, not a test
     took = time.monotonic() - t0
