@@ -50,7 +50,8 @@ from internal.events import Recorder
 from internal.features import FeatureGates
 from internal.informer import Cache, thaw
 
-log = logging.getLogger("kuberay.raycluster")
+# Upstream's logger name (ctrl.Log.WithName("controllers").WithName("RayCluster")).
+log = logging.getLogger("controllers.RayCluster")
 
 Obj = dict[str, Any]
 DEFAULT_REQUEUE = 2.0
@@ -765,6 +766,7 @@ class RayClusterReconciler:
         self.expectations.expect(meta["namespace"], meta["name"], group, name, Action.CREATE)
         reason = R.CREATED_HEAD_POD if head else R.CREATED_WORKER_POD
         what = "head" if head else "worker"
+        log.info(f"Created {what} Pod for RayCluster", extra={"Pod": name})
         self.recorder.event(cluster, "Normal", reason, f"Created {what} Pod {meta['namespace']}/{name}", action=CREATE)
 
     async def _reconcile_pods(self, cluster: Obj) -> None:
@@ -1171,6 +1173,7 @@ class RayClusterReconciler:
     async def _update_status(self, cluster: Obj, old: Mapping[str, Any], new: Obj) -> None:
         body = {**cluster, "status": new}
         body["metadata"] = {k: v for k, v in cluster["metadata"].items() if k != "managedFields"}
+        log.info("updateRayClusterStatus", extra={"old status": old, "new status": new})
         await self.client.update_status(res.RAYCLUSTERS, body)
         if self.metrics and condition_true(new, PROVISIONED) and not condition_true(old, PROVISIONED):
             self.metrics.observe_provisioned(cluster)

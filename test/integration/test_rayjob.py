@@ -123,6 +123,14 @@ async def test_http_mode_runs_to_complete(sim_cluster: Any, kclient: Client, nam
         if line["msg"] == "RayCluster not found, creating RayCluster!" and line["RayJob"]["name"] == "job"
     ]
     assert created["RayCluster"]["namespace"] == namespace and created["RayCluster"]["name"].startswith("job-")
+    # The RayCluster controller's too: its logger, the cluster under its kind, the pod it created.
+    cluster_ref = {"name": created["RayCluster"]["name"], "namespace": namespace}
+    mine = [
+        line for line in log_lines(out) if line.get("RayCluster") == cluster_ref and line.get("controller") == "raycluster"
+    ]
+    head = next(line for line in mine if line["msg"] == "Created head Pod for RayCluster")
+    assert head["logger"] == "controllers.RayCluster" and head["Pod"].startswith(cluster_ref["name"])
+    assert any(line["msg"] == "updateRayClusterStatus" and line["new status"] for line in mine)
 
 
 async def _http_mode_runs_to_complete(sim_cluster: Any, kclient: Client, namespace: str) -> None:
