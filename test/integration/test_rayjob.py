@@ -126,7 +126,9 @@ async def test_http_mode_runs_to_complete(sim_cluster: Any, kclient: Client, nam
     # The RayCluster controller's too: its logger, the cluster under its kind, the pod it created.
     cluster_ref = {"name": created["RayCluster"]["name"], "namespace": namespace}
     mine = [
-        line for line in log_lines(out) if line.get("RayCluster") == cluster_ref and line.get("controller") == "raycluster"
+        line
+        for line in log_lines(out)
+        if line.get("RayCluster") == cluster_ref and line.get("controller") == "raycluster"
     ]
     head = next(line for line in mine if line["msg"] == "Created head Pod for RayCluster")
     assert head["logger"] == "controllers.RayCluster" and head["Pod"].startswith(cluster_ref["name"])
