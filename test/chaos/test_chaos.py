@@ -50,15 +50,30 @@ class Profile:
     clusters: int  # standalone RayCluster lifecycles (created, scaled, suspended, deleted)
     kill_every: tuple[float, float]  # seconds between operator SIGKILLs (uniform)
     apiserver_restarts: int
+    etcd_restarts: int
     settle: float  # deadline for every RayJob to be terminal after the faults stop
 
 
 PROFILES = {
     "ci": Profile(
-        duration=120, http_jobs=10, k8s_jobs=4, clusters=6, kill_every=(6, 14), apiserver_restarts=1, settle=180
+        duration=120,
+        http_jobs=10,
+        k8s_jobs=4,
+        clusters=6,
+        kill_every=(6, 14),
+        apiserver_restarts=1,
+        etcd_restarts=1,
+        settle=180,
     ),
     "full": Profile(
-        duration=900, http_jobs=80, k8s_jobs=30, clusters=40, kill_every=(2, 6), apiserver_restarts=4, settle=420
+        duration=900,
+        http_jobs=80,
+        k8s_jobs=30,
+        clusters=40,
+        kill_every=(2, 6),
+        apiserver_restarts=4,
+        etcd_restarts=3,
+        settle=420,
     ),
 }
 
@@ -88,7 +103,7 @@ def cluster_spec(workers: int) -> dict[str, Any]:
 @dataclass
 class Counts:
     kills: int = 0
-    apiserver_restarts: int = 0
+    restarts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     dashboard_faults: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     duplicate_submissions: int = 0
     refused_resubmissions: int = 0
@@ -96,8 +111,10 @@ class Counts:
     orphans: list[str] = field(default_factory=list)
     excess_pods: list[str] = field(default_factory=list)
     regressions: list[str] = field(default_factory=list)
-    recovery: list[float] = field(default_factory=list)
+    recovery: list[tuple[str, float]] = field(default_factory=list)
     samples: int = 0
+    not_recovered: list[str] = field(default_factory=list)
+    self_exits: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # exit code -> count
     restart_403: int = 0  # requests refused while the restarted apiserver's RBAC cache was cold
     restart_403_reasons: dict[str, int] = field(default_factory=dict)
     jobs_by_end: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -112,6 +129,7 @@ class Operator:
         self.incarnation = 0
 
     def start(self) -> None:
+        self.kill()  # never two at once (leader election is off)
         self.incarnation += 1
         log = (self.logs / f"operator-{self.incarnation:03d}.log").open("wb")
         self.proc = subprocess.Popen(
@@ -127,7 +145,12 @@ class Operator:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "OTEL_TRACES_EXPORTER": "none", "CHAOS_DASHBOARD_URL": self.dashboard_url},
+            env={
+                **os.environ,
+                "OTEL_TRACES_EXPORTER": "none",
+                "CHAOS_DASHBOARD_URL": self.dashboard_url,
+                "PYTHONUNBUFFERED": "1",  # a SIGKILL must not lose the log
+            },
         )
         log.close()
 
@@ -263,6 +286,18 @@ class Chaos:
 
     # ---- faults -------------------------------------------------------------------------------------
 
+    async def supervisor(self) -> None:
+        """Plays kubelet's part: an operator process that exited by itself (not our SIGKILL) is started
+        again after 1 s. Upstream exits when the API server is unreachable at start-up, as ours does."""
+        while True:
+            await asyncio.sleep(0.5)  # polling interval
+            code = self.op.exited_by_itself()
+            if code is not None and code != -signal.SIGKILL:
+                self.counts.self_exits[code] += 1
+                await asyncio.sleep(1.0)  # restart back-off
+                if self.op.exited_by_itself() == code:
+                    self.op.start()
+
     async def kills(self) -> None:
         while not self.stop.is_set():
             await self._pause(self.rng.uniform(*self.p.kill_every))
@@ -274,16 +309,21 @@ class Chaos:
                 await self._pause(self.rng.uniform(0, 1.5))  # sometimes no operator for a moment
                 self.op.start()
 
-    async def apiserver(self) -> None:
-        for k in range(self.p.apiserver_restarts):
-            await self._pause(self.p.duration * (k + 0.5 + self.rng.uniform(-0.2, 0.2)) / self.p.apiserver_restarts)
+    async def restarts(self) -> None:
+        """kube-apiserver and etcd restarts at seeded points, each followed by a recovery measurement."""
+        kinds = ["apiserver"] * self.p.apiserver_restarts + ["etcd"] * self.p.etcd_restarts
+        self.rng.shuffle(kinds)
+        t0 = time.monotonic()
+        for k, kind in enumerate(kinds):
+            at = self.p.duration * (k + 0.5 + self.rng.uniform(-0.2, 0.2)) / len(kinds)
+            await self._pause(max(0.0, at - (time.monotonic() - t0)))
             if self.stop.is_set():
                 return
             async with self.no_kill:
                 audit = Path(self.plane.audit_log)
                 since = os.path.getsize(audit) if os.path.exists(audit) else 0  # noqa: ASYNC240 (one stat)
-                await asyncio.to_thread(self.plane.restart_apiserver)
-                self.counts.apiserver_restarts += 1
+                await asyncio.to_thread(self.plane.restart_apiserver if kind == "apiserver" else self._restart_etcd)
+                self.counts.restarts[kind] += 1
                 up = time.monotonic()
                 # Recovery: the operator acts on an object created after the restart (its informers
                 # have re-listed and re-watched): the canary cluster's head Service appears.
@@ -295,11 +335,23 @@ class Chaos:
                     "spec": cluster_spec(0),
                 }
                 await self._retry(self.c.create, RAYCLUSTERS, obj)
-                await eventually(lambda c=canary: self._exists(SERVICES, f"{c}-head-svc"), 120, "canary head Service")
-                self.counts.recovery.append(time.monotonic() - up)
+                try:
+                    await eventually(lambda c=canary: self._exists(SERVICES, f"{c}-head-svc"), 120, "canary")
+                    self.counts.recovery.append((kind, time.monotonic() - up))
+                except pytest.fail.Exception:
+                    self.counts.not_recovered.append(f"{kind} restart {k}: no head Service for {canary} in 120 s")
                 await self._retry(self.c.delete, RAYCLUSTERS, canary, self.ns)
                 if os.path.exists(audit):  # noqa: ASYNC240
                     self.counts.restart_403 += _drain_restart_refusals(audit, since, self.counts.restart_403_reasons)
+
+    def _restart_etcd(self) -> None:
+        """etcd stopped and started on the same data and port; ready when kube-apiserver is ready again."""
+        etcd = self.plane.processes["etcd"]
+        etcd.stop()
+        etcd.start()
+        self.plane.processes["kube-apiserver"].wait_ready(
+            lambda: self.plane.request("GET", "/readyz").status == 200, 120, 0.2
+        )
 
     async def dashboard_faults(self) -> None:
         while not self.stop.is_set():
@@ -481,8 +533,8 @@ async def test_chaos(
         operator_proc.append(op)
         op.start()
         ch = Chaos(kclient, namespace, sim_cluster, fake, op, seed, p)
-        async with running(ch.dashboards(), ch.sampler()):
-            async with running(ch.kills(), ch.apiserver(), ch.dashboard_faults()) as faults:
+        async with running(ch.dashboards(), ch.sampler(), ch.supervisor()):
+            async with running(ch.kills(), ch.restarts(), ch.dashboard_faults()) as faults:
                 await asyncio.gather(ch.jobs(), ch.clusters())
                 await ch._pause(max(0.0, p.duration - (time.monotonic() - started)))
                 ch.stop.set()
@@ -490,7 +542,6 @@ async def test_chaos(
             for fc in fake.clusters.values():
                 fc.heal()
                 fc.delay = 0.0
-            assert op.proc is not None and op.proc.poll() is None, "the operator exited by itself"
 
             # Every RayJob terminal (Complete or Failed) within the settle deadline.
             deadline = time.monotonic() + p.settle
@@ -535,7 +586,8 @@ async def test_chaos(
         (logs / "invariants.txt").write_text(table + "\n")
         (logs / "invariants.json").write_text(json.dumps(_as_json(ch.counts), indent=2, default=list))
     c = ch.counts
-    assert not (c.duplicate_submissions or c.stuck or c.orphans or c.excess_pods or c.regressions), table
+    bad = c.duplicate_submissions or c.stuck or c.orphans or c.excess_pods or c.regressions or c.not_recovered
+    assert not bad, table
 
 
 async def _orphans(c: Client, ns: str, want_none: bool = False) -> Any:
@@ -556,7 +608,7 @@ def _as_json(c: Counts) -> dict[str, Any]:
 
 
 def _table(c: Counts, seed: int, profile: str, elapsed: float, incarnations: int) -> str:
-    rec = ", ".join(f"{r:.1f}s" for r in c.recovery) or "-"
+    rec = ", ".join(f"{k} {r:.1f}s" for k, r in c.recovery) or "-"
     faults = ", ".join(f"{k} {v}" for k, v in sorted(c.dashboard_faults.items())) or "-"
     rows = [
         ("duplicate Ray job submissions", c.duplicate_submissions),
@@ -564,13 +616,15 @@ def _table(c: Counts, seed: int, profile: str, elapsed: float, incarnations: int
         ("orphans after deletion", len(c.orphans)),
         ("pods beyond desired (sampled)", len(c.excess_pods)),
         ("terminal RayJob regressions", len(c.regressions)),
+        ("restarts not recovered in 120 s", len(c.not_recovered)),
     ]
     lines = [
         f"chaos invariants  seed={seed} profile={profile}  {elapsed:.0f}s, {c.samples} samples",
-        f"  faults: operator SIGKILL {c.kills} (processes {incarnations}), apiserver restarts {c.apiserver_restarts},"
+        f"  faults: operator SIGKILL {c.kills} (processes {incarnations}), restarts {dict(c.restarts)},"
         f" dashboard {faults}",
-        f"  recovery after apiserver restart: {rec}; refused by its cold RBAC cache: {c.restart_403}",
+        f"  recovery after restart: {rec}; refused by its cold RBAC cache: {c.restart_403}",
         *(f"    {n} x {why}" for why, n in c.restart_403_reasons.items()),
+        f"  operator exits by itself (exit code: count; restarted as kubelet would): {dict(c.self_exits) or 0}",
         f"  RayJobs by end state: {dict(c.jobs_by_end)}; re-submissions refused by Ray: {c.refused_resubmissions}",
         "  | invariant | count |",
         "  |---|---|",
@@ -581,6 +635,7 @@ def _table(c: Counts, seed: int, profile: str, elapsed: float, incarnations: int
         ("orphans", c.orphans),
         ("excess", c.excess_pods),
         ("regressions", c.regressions),
+        ("not recovered", c.not_recovered),
     ):
         if items:
             lines.append(f"  {what}: {items[:10]}")
