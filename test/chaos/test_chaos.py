@@ -114,6 +114,7 @@ class Counts:
     recovery: list[tuple[str, float]] = field(default_factory=list)
     samples: int = 0
     not_recovered: list[str] = field(default_factory=list)
+    wrong_outcome: list[str] = field(default_factory=list)
     self_exits: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # exit code -> count
     restart_403: int = 0  # requests refused while the restarted apiserver's RBAC cache was cold
     restart_403_reasons: dict[str, int] = field(default_factory=dict)
@@ -546,16 +547,26 @@ async def test_chaos(
             # Every RayJob terminal (Complete or Failed) within the settle deadline.
             deadline = time.monotonic() + p.settle
             states: dict[str, Any] = {}
+            final: dict[str, dict[str, Any]] = {}
             while time.monotonic() < deadline:
                 with contextlib.suppress(ApiError):
-                    states = {
-                        j["metadata"]["name"]: (j.get("status") or {}).get("jobDeploymentStatus")
-                        for j in await _list(kclient, RAYJOBS, namespace)
+                    final = {
+                        j["metadata"]["name"]: j.get("status") or {} for j in await _list(kclient, RAYJOBS, namespace)
                     }
+                    states = {n: st.get("jobDeploymentStatus") for n, st in final.items()}
                     if all(s in TERMINAL for s in states.values()):
                         break
                 await asyncio.sleep(1.0)
             ch.counts.stuck = [f"{n}: {s}" for n, s in states.items() if s not in TERMINAL]
+            # The RayJob reports what Ray said: its jobStatus is its Ray job's terminal status.
+            for n, st in final.items():
+                fc = fake.clusters.get(st.get("rayClusterName") or "")
+                ray = fc.jobs.get(st.get("jobId") or "") if fc else None
+                if ray is not None and ray.terminal and st.get("jobStatus") != ray.status:
+                    ch.counts.wrong_outcome.append(
+                        f"{n} ({ch.mode.get(n)}): {st.get('jobDeploymentStatus')}/{st.get('jobStatus')},"
+                        f" Ray {ray.status} ({st.get('reason')}: {str(st.get('message'))[:100]})"
+                    )
             for s in states.values():
                 ch.counts.jobs_by_end[str(s)] += 1
 
@@ -587,6 +598,7 @@ async def test_chaos(
         (logs / "invariants.json").write_text(json.dumps(_as_json(ch.counts), indent=2, default=list))
     c = ch.counts
     bad = c.duplicate_submissions or c.stuck or c.orphans or c.excess_pods or c.regressions or c.not_recovered
+    bad = bad or c.wrong_outcome
     assert not bad, table
 
 
@@ -617,6 +629,7 @@ def _table(c: Counts, seed: int, profile: str, elapsed: float, incarnations: int
         ("pods beyond desired (sampled)", len(c.excess_pods)),
         ("terminal RayJob regressions", len(c.regressions)),
         ("restarts not recovered in 120 s", len(c.not_recovered)),
+        ("RayJobs whose jobStatus is not their Ray job's", len(c.wrong_outcome)),
     ]
     lines = [
         f"chaos invariants  seed={seed} profile={profile}  {elapsed:.0f}s, {c.samples} samples",
@@ -625,7 +638,8 @@ def _table(c: Counts, seed: int, profile: str, elapsed: float, incarnations: int
         f"  recovery after restart: {rec}; refused by its cold RBAC cache: {c.restart_403}",
         *(f"    {n} x {why}" for why, n in c.restart_403_reasons.items()),
         f"  operator exits by itself (exit code: count; restarted as kubelet would): {dict(c.self_exits) or 0}",
-        f"  RayJobs by end state: {dict(c.jobs_by_end)}; re-submissions refused by Ray: {c.refused_resubmissions}",
+        f"  RayJobs by end state: {dict(c.jobs_by_end)}",
+        f"  extra submit POSTs (after injected 500s or crashes; Ray refuses a known id): {c.refused_resubmissions}",
         "  | invariant | count |",
         "  |---|---|",
         *(f"  | {name} | {n} |" for name, n in rows),
@@ -636,6 +650,7 @@ def _table(c: Counts, seed: int, profile: str, elapsed: float, incarnations: int
         ("excess", c.excess_pods),
         ("regressions", c.regressions),
         ("not recovered", c.not_recovered),
+        ("wrong outcome", c.wrong_outcome),
     ):
         if items:
             lines.append(f"  {what}: {items[:10]}")
