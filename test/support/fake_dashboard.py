@@ -243,7 +243,8 @@ class FakeCluster:
         self.extra_job_fields: dict[str, Any] = {}
         # Serve: the model of this head's Serve controller and proxy (support/fake_serve.py).
         self.serve = ServeModel()
-        self.deploy_mode = "MULTI_APP"
+        # Ray 2.60 sends no ``deploy_mode`` (older Rays sent ``MULTI_APP``); set it to model one of those.
+        self.deploy_mode: str | None = None
         self.serve_configs: list[Any] = []
         self._faults: dict[str, deque[tuple[int, str]]] = {}
         self._released = asyncio.Event()
@@ -654,7 +655,7 @@ class FakeDashboard:
         details = cluster.serve.details()
         if api_type is not None and api_type.lower() == "imperative":
             details["applications"] = {}  # every app of this model is deployed through the REST API
-        if cluster.serve.running:
+        if cluster.serve.running and cluster.deploy_mode is not None:
             details["deploy_mode"] = cluster.deploy_mode
         return web.Response(body=orjson.dumps(details), content_type="application/json", charset="utf-8", status=200)
 
