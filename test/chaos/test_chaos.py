@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import random
@@ -26,9 +27,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from support.fake_dashboard import FakeCluster, FakeDashboard
+from support.tcpproxy import BlackholeProxy
 from support.wait import eventually
 
 from internal.client import ApiError, Client, NotFound
@@ -51,6 +55,7 @@ class Profile:
     kill_every: tuple[float, float]  # seconds between operator SIGKILLs (uniform)
     apiserver_restarts: int
     etcd_restarts: int
+    watch_cuts: int  # every open connection of the operator goes silent (half-open), new ones work
     settle: float  # deadline for every RayJob to be terminal after the faults stop
 
 
@@ -63,6 +68,7 @@ PROFILES = {
         kill_every=(6, 14),
         apiserver_restarts=1,
         etcd_restarts=1,
+        watch_cuts=1,
         settle=180,
     ),
     "full": Profile(
@@ -73,6 +79,7 @@ PROFILES = {
         kill_every=(2, 6),
         apiserver_restarts=4,
         etcd_restarts=3,
+        watch_cuts=3,
         settle=420,
     ),
 }
@@ -178,8 +185,11 @@ async def _list(c: Client, res: Any, ns: str) -> list[dict[str, Any]]:
 
 
 class Chaos:
-    def __init__(self, c: Client, ns: str, plane: Any, fake: FakeDashboard, op: Operator, seed: int, p: Profile):
+    def __init__(
+        self, c: Client, ns: str, plane: Any, fake: FakeDashboard, op: Operator, seed: int, p: Profile, proxy: Any
+    ):
         self.c, self.ns, self.plane, self.fake, self.op, self.p = c, ns, plane, fake, op, p
+        self.proxy = proxy
         self.rng = random.Random(seed)
         self.counts = Counts()
         self.stop = asyncio.Event()
@@ -313,6 +323,7 @@ class Chaos:
     async def restarts(self) -> None:
         """kube-apiserver and etcd restarts at seeded points, each followed by a recovery measurement."""
         kinds = ["apiserver"] * self.p.apiserver_restarts + ["etcd"] * self.p.etcd_restarts
+        kinds += ["watchcut"] * self.p.watch_cuts
         self.rng.shuffle(kinds)
         t0 = time.monotonic()
         for k, kind in enumerate(kinds):
@@ -323,7 +334,10 @@ class Chaos:
             async with self.no_kill:
                 audit = Path(self.plane.audit_log)
                 since = os.path.getsize(audit) if os.path.exists(audit) else 0  # noqa: ASYNC240 (one stat)
-                await asyncio.to_thread(self.plane.restart_apiserver if kind == "apiserver" else self._restart_etcd)
+                if kind == "watchcut":
+                    self.proxy.blackhole_existing()
+                else:
+                    await asyncio.to_thread(self.plane.restart_apiserver if kind == "apiserver" else self._restart_etcd)
                 self.counts.restarts[kind] += 1
                 up = time.monotonic()
                 # Recovery: the operator acts on an object created after the restart (its informers
@@ -337,7 +351,7 @@ class Chaos:
                 }
                 await self._retry(self.c.create, RAYCLUSTERS, obj)
                 try:
-                    await eventually(lambda c=canary: self._exists(SERVICES, f"{c}-head-svc"), 120, "canary")
+                    await eventually(functools.partial(self._exists, SERVICES, f"{canary}-head-svc"), 120, "canary")
                     self.counts.recovery.append((kind, time.monotonic() - up))
                 except pytest.fail.Exception:
                     self.counts.not_recovered.append(f"{kind} restart {k}: no head Service for {canary} in 120 s")
@@ -457,6 +471,26 @@ class Chaos:
                 await asyncio.sleep(0.5)
 
 
+class CuttableProxy(BlackholeProxy):
+    """The operator's TCP path to kube-apiserver (TLS passes through; the certificate names 127.0.0.1).
+    ``blackhole_existing()`` cuts every open connection silently, as a load balancer that forgot them."""
+
+    async def _handle(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        try:
+            await super()._handle(cr, cw)
+        except OSError:
+            cw.close()  # kube-apiserver is down: refuse at once rather than leave the client waiting
+
+
+def proxied_kubeconfig(src: Path, port: int, dest: Path) -> Path:
+    cfg = yaml.safe_load(src.read_text())
+    for cl in cfg["clusters"]:
+        cl["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    dest.write_text(yaml.safe_dump(cfg))
+    dest.chmod(0o600)
+    return dest
+
+
 def _drain_restart_refusals(audit_path: Path, since: int, reasons: dict[str, int]) -> int:
     """While kube-apiserver restarts it serves requests before its RBAC authorizer's informers have
     synced, and refuses them (403, decision forbid). The session's RBAC audit (test/conftest.py) would
@@ -529,11 +563,16 @@ async def test_chaos(
     logs = ARTIFACTS / f"seed-{seed}-{profile_name}"
     logs.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    async with FakeDashboard() as fake:
-        op = Operator(sim_cluster.operator_kubeconfig, fake.base_url, logs)
+    host, port = urlsplit(sim_cluster.server).hostname or "127.0.0.1", urlsplit(sim_cluster.server).port or 443
+    proxy = CuttableProxy(host, port)
+    await proxy.start()
+    kubeconfig = proxied_kubeconfig(sim_cluster.operator_kubeconfig, proxy.port, logs / "operator.kubeconfig")
+    async with FakeDashboard() as fake, contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(proxy.stop)
+        op = Operator(kubeconfig, fake.base_url, logs)
         operator_proc.append(op)
         op.start()
-        ch = Chaos(kclient, namespace, sim_cluster, fake, op, seed, p)
+        ch = Chaos(kclient, namespace, sim_cluster, fake, op, seed, p, proxy)
         async with running(ch.dashboards(), ch.sampler(), ch.supervisor()):
             async with running(ch.kills(), ch.restarts(), ch.dashboard_faults()) as faults:
                 await asyncio.gather(ch.jobs(), ch.clusters())
@@ -560,8 +599,8 @@ async def test_chaos(
             ch.counts.stuck = [f"{n}: {s}" for n, s in states.items() if s not in TERMINAL]
             # The RayJob reports what Ray said: its jobStatus is its Ray job's terminal status.
             for n, st in final.items():
-                fc = fake.clusters.get(st.get("rayClusterName") or "")
-                ray = fc.jobs.get(st.get("jobId") or "") if fc else None
+                head = fake.clusters.get(st.get("rayClusterName") or "")
+                ray = head.jobs.get(st.get("jobId") or "") if head else None
                 if ray is not None and ray.terminal and st.get("jobStatus") != ray.status:
                     ch.counts.wrong_outcome.append(
                         f"{n} ({ch.mode.get(n)}): {st.get('jobDeploymentStatus')}/{st.get('jobStatus')},"
