@@ -15,6 +15,7 @@ import contextlib
 import copy
 import json
 import re
+import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -23,14 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from aiohttp import web
 from oracle import UpstreamOperator
 from support.fake_dashboard import FakeCluster, FakeDashboard
 
 from controllers.ray.utils import util as U
-from internal.client import Client, NotFound
+from internal.client import AlreadyExists, Client, NotFound
 from internal.client.resources import (
     CONFIGMAPS,
     CORE_EVENTS,
+    ENDPOINTSLICES,
     INGRESSES,
     JOBS,
     PODS,
@@ -212,12 +215,16 @@ class Driver:
     """Plays the Ray side for both operators alike: each RayJob's cluster gets a fake dashboard (ours by
     a loopback URL table, upstream's on the head pod's IP under the head Service's DNS name), and a
     submitter's job appears in it once the operator started a submitter (K8sJobMode Job or SidecarMode
-    container): RUNNING, then the scripted outcome one second later."""
+    container): RUNNING, then the scripted outcome one second later. RayService clusters get a fake head
+    (Serve API, and for upstream its proxy on the head pod IP), and the RayService Services EndpointSlices
+    (``_endpoint_slices``)."""
 
     def __init__(self, client: Client, sides: list[Side]) -> None:
         self.client, self.sides = client, sides
         self._task: asyncio.Task[None] | None = None
         self.errors: list[str] = []
+        #: upstream's head Serve proxies: (side, cluster) -> (ip, port, site) listening on the head pod IP
+        self._proxies: dict[tuple[str, str], tuple[str, int, web.BaseSite]] = {}
 
     async def _cluster(self, side: Side, name: str) -> FakeCluster | None:
         if side.upstream is None:
@@ -250,6 +257,112 @@ class Driver:
                     await self._job(side, job)
                 except Exception as e:  # one job's trouble must not starve the others; retried next tick
                     self.errors.append(f"{side.name} {job['metadata']['name']}: {e!r}")
+            try:
+                await self._service_clusters(side)
+                await self._endpoint_slices(side)
+            except Exception as e:  # retried next tick
+                self.errors.append(f"{side.name} RayService clusters: {e!r}")
+
+    async def _service_clusters(self, side: Side) -> None:
+        """The clusters of RayServices: a fake head (Serve API on the dashboard) for each, and, for
+        upstream, which dials ``http://<head pod IP>:<serve port>/-/healthz`` (v1.6.1
+        updateHeadPodServeLabel), the same fake head also listening on that address. Ours reaches the
+        proxy through ``LoopbackProxyAddress`` (test_parity.pair)."""
+        for rc in (await self.client.list(RAYCLUSTERS, side.namespace))["items"]:
+            owners = rc["metadata"].get("ownerReferences") or ()
+            if not any(o.get("kind") == "RayService" for o in owners):
+                continue
+            name = rc["metadata"]["name"]
+            c = await self._cluster(side, name)
+            if side.upstream is None or c is None or not c.base_url.endswith(":8265"):
+                continue
+            ip = c.base_url.removeprefix("http://").rsplit(":", 1)[0]
+            head = ((rc["spec"].get("headGroupSpec") or {}).get("template") or {}).get("spec") or {}
+            ports = ((head.get("containers") or [{}])[0]).get("ports") or ()
+            port = next((int(p["containerPort"]) for p in ports if p.get("name") == "serve"), 8000)
+            await self._proxy(side, name, c, ip, port)
+
+    async def _proxy(self, side: Side, name: str, c: FakeCluster, ip: str, port: int) -> None:
+        key = (side.name, name)
+        known = self._proxies.get(key)
+        if known is not None and known[:2] == (ip, port):
+            return
+        # a new head IP, or a stale proxy of another cluster on this address: stop those first
+        for k, (kip, kport, site) in list(self._proxies.items()):
+            if k == key or (k[0] == side.name and (kip, kport) == (ip, port)):
+                del self._proxies[k]
+                await site.stop()
+        runner = side.fake._runner
+        assert runner is not None
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((ip, port))
+        site = web.SockSite(runner, sock)
+        await site.start()
+        side.fake._by_addr[(ip, port)] = c  # the fake routes by the listening address
+        self._proxies[key] = (ip, port, site)
+
+    async def _endpoint_slices(self, side: Side) -> None:
+        """Plays the EndpointSlice controller (none runs on T2: kwok's loopback pod IPs are refused) for
+        the RayService Services, the same for both sides: one slice per Service with the pods its
+        selector matches, ready as their Ready condition. Both operators count the serve Service's
+        ready endpoints (numServeEndpoints) from these. Slices are not compared."""
+        sel = "ray.io/originated-from-crd=RayService"
+        services = (await self.client.list(SERVICES, side.namespace, label_selector=sel))["items"]
+        if not services:
+            return
+        pods = (await self.client.list(PODS, side.namespace))["items"]
+        for svc in services:
+            selector = (svc.get("spec") or {}).get("selector") or {}
+            endpoints = []
+            for pod in pods:
+                labels = pod["metadata"].get("labels") or {}
+                ip = (pod.get("status") or {}).get("podIP") or ""
+                if pod["metadata"].get("deletionTimestamp") or not ip:
+                    continue
+                if any(labels.get(k) != v for k, v in selector.items()):
+                    continue
+                conds = (pod.get("status") or {}).get("conditions") or ()
+                ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+                endpoints.append(
+                    {
+                        "addresses": ["10." + ".".join(ip.split(".")[1:])],  # loopback addresses are refused
+                        "conditions": {"ready": ready},
+                        "targetRef": {
+                            "kind": "Pod",
+                            "name": pod["metadata"]["name"],
+                            "namespace": side.namespace,
+                            "uid": pod["metadata"]["uid"],
+                        },
+                    }
+                )
+            name, uid = svc["metadata"]["name"], svc["metadata"]["uid"]
+            ports = svc["spec"].get("ports") or ()
+            owner = {"apiVersion": "v1", "kind": "Service", "name": name, "uid": uid, "controller": True}
+            body: dict[str, Any] = {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": f"{name}-sim",
+                    "namespace": side.namespace,
+                    "labels": {"kubernetes.io/service-name": name},
+                    "ownerReferences": [owner],
+                },
+                "addressType": "IPv4",
+                "endpoints": endpoints,
+                "ports": [{"name": q.get("name"), "port": q["port"], "protocol": "TCP"} for q in ports],
+            }
+            old = await _get(self.client, ENDPOINTSLICES, f"{name}-sim", side.namespace)
+            if old is None:
+                with contextlib.suppress(AlreadyExists, NotFound):
+                    await self.client.create(ENDPOINTSLICES, body, side.namespace)
+            elif old["metadata"]["ownerReferences"][0]["uid"] != uid:
+                with contextlib.suppress(NotFound):
+                    await self.client.delete(ENDPOINTSLICES, f"{name}-sim", side.namespace)
+            elif old.get("endpoints") != endpoints:
+                body["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+                with contextlib.suppress(NotFound):
+                    await self.client.update(ENDPOINTSLICES, body)
 
     async def _job(self, side: Side, job: dict[str, Any]) -> None:
         st = job.get("status") or {}
@@ -359,6 +472,17 @@ def _generated_names(snap: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
             names[cluster] = f"{name}-<cluster>"
         if st.get("jobId", "").startswith(name + "-"):
             names[st["jobId"]] = f"{name}-<jobid>"
+    for svc in snap.get("RayService", []):  # the active and pending clusters: <rayservice>-<5 random>
+        name, st = svc["metadata"]["name"], svc.get("status") or {}
+        for which in ("activeServiceStatus", "pendingServiceStatus"):
+            cluster = (st.get(which) or {}).get("rayClusterName") or ""
+            if cluster.startswith(name + "-"):
+                names[cluster] = f"{name}-<cluster>"
+    for rc in snap.get("RayCluster", []):  # also a cluster no status names (yet, or any more)
+        owners = rc["metadata"].get("ownerReferences") or ()
+        for o in owners:
+            if o.get("kind") == "RayService" and rc["metadata"]["name"].startswith(o.get("name", "") + "-"):
+                names.setdefault(rc["metadata"]["name"], f"{o['name']}-<cluster>")
     for pod in snap.get("Pod", []):  # multi-host replicas: <group>-<5 random>
         replica = (pod["metadata"].get("labels") or {}).get("ray.io/worker-group-replica-name", "")
         if re.fullmatch(r".+-[a-z0-9]{5}", replica):
@@ -556,6 +680,7 @@ def compare(label: str, ours: dict[str, list[dict[str, Any]]], upstream: dict[st
 #: ``priority`` to 0): v1.6.1 drops them when it decodes the spec, so they are not in what it hashes.
 V17_ONLY_GROUP_FIELDS = ("priority",)
 _HASH_KEY = "ray.io/upgrade-strategy-recreate-hash"
+_SERVICE_HASH_KEY = "ray.io/hash-without-replicas-and-workers-to-delete"
 
 
 def v161_recreate_hash(spec: dict[str, Any]) -> str:
@@ -589,6 +714,17 @@ def recreate_hash_problems(
             want = expect(spec)
             if got != want:
                 problems.append(f"{side} head pod of {labels['ray.io/cluster']}: {_HASH_KEY}={got}, expected {want}")
+        # a RayService's cluster carries the hash of the RayService's rayClusterConfig
+        services = {svc["metadata"]["name"]: svc["spec"] for svc in snap.get("RayService", [])}
+        for rc in snap.get("RayCluster", []):
+            for o in rc["metadata"].get("ownerReferences") or ():
+                if o.get("kind") != "RayService" or o.get("name") not in services:
+                    continue
+                got = (rc["metadata"].get("annotations") or {}).get(_SERVICE_HASH_KEY)
+                want = expect(services[o["name"]]["rayClusterConfig"])
+                if got != want:
+                    rc_name = rc["metadata"]["name"]
+                    problems.append(f"{side} RayCluster {rc_name}: {_SERVICE_HASH_KEY}={got}, expected {want}")
     return problems
 
 

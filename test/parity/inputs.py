@@ -34,6 +34,15 @@ def sample_docs() -> list[dict[str, Any]]:
     return out
 
 
+def service_docs() -> list[dict[str, Any]]:
+    """The RayService samples (``ray-service*.yaml``) with their ConfigMaps."""
+    out: list[dict[str, Any]] = []
+    for path in sorted(SAMPLES.glob("ray-service*.yaml")):
+        docs = yaml.safe_load_all(path.read_text())
+        out += [d for d in docs if isinstance(d, dict) and d.get("kind") in ("RayService", "ConfigMap")]
+    return out
+
+
 def seed_docs(known: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The seed guides' RayCluster/RayJob YAML not already among ``known`` (by kind and name); the
     guides' complete manifests only (with a name and a spec)."""

@@ -3,7 +3,8 @@ on one T2 plane, each watching a namespace of its own, get the same inputs; once
 object they created or updated is normalised and diffed (harness.py). Differences not listed in
 allowed_differences.yaml fail the test; test-artifacts/parity/ keeps a report per test.
 
-Inputs: the samples and seed guides, hypothesis-drawn RayClusters, and scripted scenarios."""
+Inputs: the samples and seed guides, the RayService samples, hypothesis-drawn RayClusters, and scripted
+scenarios."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ from oracle import UpstreamOperator, oracle_binary
 from support.fake_dashboard import FakeDashboard
 from support.operator import running_operator
 
-from controllers.ray.utils.dashboard import DashboardClientFactory, Loopback
+from controllers.ray.utils.dashboard import DashboardClientFactory, Loopback, LoopbackProxyAddress
 from internal.client import Client, NotFound
-from internal.client.resources import NAMESPACES, PODS, RAYCLUSTERS, RAYJOBS
+from internal.client.resources import NAMESPACES, PODS, RAYCLUSTERS, RAYJOBS, RAYSERVICES
 
 pytestmark = [pytest.mark.t2, pytest.mark.parity]
 
@@ -94,6 +95,10 @@ class Pair:
         return result
 
 
+def _cluster_of(pod: dict[str, Any]) -> str:
+    return str(pod["metadata"]["labels"]["ray.io/cluster"])
+
+
 def check(result: Result) -> None:
     bad = result.failures()
     if bad or result.unsettled or result.hash_problems:
@@ -111,7 +116,11 @@ async def pair(plane: Any, kclient: Client, oracle: Path, tmp_path: Path, gates:
             ours = Side("ours", nss["ours"], fake_ours)
             up = Side("upstream", nss["upstream"], fake_up)
             up.upstream = UpstreamOperator(oracle, plane.kubeconfig, nss["upstream"], tmp_path / "oracle", gates)
-            factory = DashboardClientFactory(Loopback(lambda rc: ours.cluster(rc["metadata"]["name"]).base_url))
+            factory = DashboardClientFactory(
+                Loopback(lambda rc: ours.cluster(rc["metadata"]["name"]).base_url),
+                # the head's Serve proxy (RayService): the same fake head, which serves /-/healthz
+                proxies=LoopbackProxyAddress(lambda pod, _: ours.cluster(_cluster_of(pod)).base_url),
+            )
             await asyncio.to_thread(up.upstream.start)
             try:
                 async with running_operator(plane, controller_setups(factory), namespaces=nss["ours"], gates=gates):
@@ -159,6 +168,28 @@ async def test_samples_and_seeds(sim_cluster: Any, kclient: Client, oracle: Path
         await p.apply(companions)
         await p.apply([d for d in docs if d["kind"] == "RayJob"])
         check(await p.compare("samples", timeout=240, done=lambda: _rayjobs_final(p)))
+
+
+async def _rayservices_ready(p: Pair) -> bool:
+    """Every RayService in both namespaces is Ready (its applications RUNNING, traffic on its cluster)
+    with no pending cluster."""
+    for side in p.sides:
+        for svc in (await p.client.list(RAYSERVICES, side.namespace))["items"]:
+            st = svc.get("status") or {}
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or ())
+            if not ready or (st.get("pendingServiceStatus") or {}).get("rayClusterName"):
+                return False
+    return True
+
+
+async def test_rayservice_samples(sim_cluster: Any, kclient: Client, oracle: Path, tmp_path: Path) -> None:
+    """The RayService samples (single- and multi-application) with their ConfigMaps: the cluster, the
+    head and serve Services, the pods and their serve label, events and the RayService status."""
+    docs = inputs.service_docs()
+    async with pair(sim_cluster, kclient, oracle, tmp_path) as p:
+        await p.apply([d for d in docs if d["kind"] != "RayService"])
+        await p.apply([d for d in docs if d["kind"] == "RayService"])
+        check(await p.compare("rayservices", timeout=180, done=lambda: _rayservices_ready(p), check_hashes=True))
 
 
 async def test_generated_rayclusters(sim_cluster: Any, kclient: Client, oracle: Path, tmp_path: Path) -> None:
