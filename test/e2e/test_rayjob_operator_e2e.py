@@ -92,7 +92,7 @@ async def test_http_mode_job_succeeds_on_a_real_head(
     async with operator_on_real_head(sim_cluster, ray_head.dashboard_url) as dashboards:
         await kclient.create(RAYJOBS, rayjob("ok", namespace))
         st = await state(kclient, namespace, "ok", "Complete")
-        assert st["jobStatus"] == "SUCCEEDED" and st["reason"] == ""
+        assert st["jobStatus"] == "SUCCEEDED" and "reason" not in st  # omitted when empty, as upstream writes it
         assert st["rayJobInfo"]["startTime"] and st["rayJobInfo"]["endTime"]
         cluster = await kclient.get(RAYCLUSTERS, st["rayClusterName"], namespace)
         client = dashboards.for_cluster(cluster, st["dashboardURL"])
