@@ -27,13 +27,14 @@ from support.wait import eventually, gone
 
 from controllers.ray.utils.dashboard import DashboardClientFactory, KubernetesProxy
 from internal.client import Client, ClientMetrics, Forbidden, api_client, load_configuration
-from internal.client.resources import CONFIGMAPS, CORE_EVENTS, PODS, RAYCLUSTERS, RAYJOBS
+from internal.client.resources import CONFIGMAPS, CORE_EVENTS, PODS, RAYCLUSTERS, RAYJOBS, RAYSERVICES
 from internal.metrics import new_registry
 
 pytestmark = [pytest.mark.e2e]
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "config" / "samples" / "ray-job.sample.yaml"
+SERVICE_SAMPLE = REPO / "config" / "samples" / "ray-service.sample.yaml"
 CRD_DIR = REPO / "config" / "crd" / "bases"
 
 
@@ -348,6 +349,66 @@ async def test_head_and_worker_are_both_alive_in_ray_status(local_plane: Any, lc
         statuses = (await lclient.get(PODS, head, ns))["status"]["containerStatuses"]
         autoscaler = next(c for c in statuses if c["name"] == "autoscaler")
         assert autoscaler["restartCount"] == 0 and "running" in autoscaler["state"], autoscaler
+
+
+async def test_sample_rayservice_serves_real_requests_and_applies_a_new_config_in_place(
+    local_plane: Any, lclient: Client
+) -> None:
+    """The RayService sample on real Ray Serve: Ready, its serve Service answers a pod's request, and a
+    changed serveConfigV2 answers anew from the same cluster."""
+    ns = await new_namespace(lclient)
+    docs = {d["kind"]: d for d in yaml.safe_load_all(SERVICE_SAMPLE.read_text()) if d}
+    apps, svc = docs["ConfigMap"], docs["RayService"]
+    name = svc["metadata"]["name"]
+    for obj in (apps, svc):
+        obj["metadata"]["namespace"] = ns
+    url = f"http://{name}-serve-svc.{ns}.svc.cluster.local:8000/?name=Ray"
+    fetch = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=10).read().decode())"
+
+    async def ask(pod: str) -> str:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": pod, "namespace": ns},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "ask", "image": "python:3.11", "command": ["python", "-c", fetch]}],
+            },
+        }
+        await lclient.create(PODS, body, ns)
+
+        async def done() -> str | None:
+            phase = ((await lclient.get(PODS, pod, ns)).get("status") or {}).get("phase")
+            return phase if phase in ("Succeeded", "Failed") else None
+
+        await eventually(done, 60, f"pod {pod} to finish", interval=0.5)
+        return await kubectl_logs(local_plane, ns, pod)
+
+    async with running_operator(local_plane, config={"useKubernetesProxy": True}):
+        await lclient.create(CONFIGMAPS, apps, ns)
+        await lclient.create(RAYSERVICES, svc, ns)
+
+        async def ready() -> dict[str, Any] | None:
+            st = (await lclient.get(RAYSERVICES, name, ns)).get("status") or {}
+            ok = any(c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions") or ())
+            return st if ok else None
+
+        st = await eventually(ready, 240, "the RayService to be Ready", interval=2)
+        cluster = st["activeServiceStatus"]["rayClusterName"]
+        assert "Hello, Ray!" in await ask("ask-1")
+
+        deployment = svc["spec"]["serveConfigV2"].replace("greeting: Hello", "greeting: Bonjour")
+        await lclient.patch(RAYSERVICES, name, {"spec": {"serveConfigV2": deployment}}, ns)
+
+        async def answers_anew() -> bool:
+            pod = f"ask-{uuid.uuid4().hex[:6]}"
+            return "Bonjour, Ray!" in await ask(pod)
+
+        await eventually(answers_anew, 120, "the new greeting", interval=1)
+        st = (await lclient.get(RAYSERVICES, name, ns))["status"]
+        assert st["activeServiceStatus"]["rayClusterName"] == cluster and not st.get("pendingServiceStatus", {}).get(
+            "rayClusterName"
+        )
 
 
 async def test_a_pod_larger_than_the_machine_is_refused_and_can_still_be_deleted(
