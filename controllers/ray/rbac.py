@@ -193,7 +193,14 @@ RAYSERVICE_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("", "services/proxy", ("get", "create", "update", "patch"), _PROXY),
     _p("discovery.k8s.io", "endpointslices", ("list", "watch")),
     _p("discovery.k8s.io", "endpointslices", ("get",), _AS_UPSTREAM),
-    _p("gateway.networking.k8s.io", "gateways;httproutes", ("get", "create", "update")),
+    _p("gateway.networking.k8s.io", "gateways;httproutes", ("get", "create")),
+    _p("gateway.networking.k8s.io", "httproutes", ("update",)),
+    _p(
+        "gateway.networking.k8s.io",
+        "gateways",
+        ("update",),
+        "repairs a Gateway whose class or listeners someone else changed (no integration test drifts one yet)",
+    ),
     _p(
         "gateway.networking.k8s.io",
         "gateways;httproutes",
