@@ -721,7 +721,12 @@ class PodWorker:
         base = {"PATH": path, "HOME": POD_HOME, "HOSTNAME": self.pod["metadata"]["name"], **self.node.api_env()}
         env = {**base, **env, **NODE_ENV}
         home = await asyncio.to_thread(self._home)
-        mounts = [*self.node.host_mounts, Mount(target=POD_HOME, source=home), *await self._mounts(c.spec, data)]
+        try:
+            volumes = await self._mounts(c.spec, data)
+        except ApiError as e:  # e.g. a TokenRequest refused: retried after the back-off, as a kubelet does
+            await self._cannot_run(c, f"MountVolume.SetUp failed: {e}")
+            return
+        mounts = [*self.node.host_mounts, Mount(target=POD_HOME, source=home), *volumes]
         c.log = self.root / f"{c.name}.log"
         try:
             c.proc = await asyncio.to_thread(self.sandbox.spawn, argv, env, c.spec.get("workingDir"), mounts, c.log)
