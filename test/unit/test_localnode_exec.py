@@ -57,9 +57,18 @@ def test_a_process_that_is_gone() -> None:
 
 
 def test_the_environment_is_the_container_s() -> None:
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"], env={"RAY_ADDRESS": "x:6379"})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; print('up', flush=True); time.sleep(30)"],
+        env={"RAY_ADDRESS": "x:6379"},
+        stdout=subprocess.PIPE,
+    )
     try:
-        assert container_env(proc.pid) == {"RAY_ADDRESS": "x:6379"}
+        # Read once the program runs (a container exec targets a long-running process; right after
+        # fork its environ may not be readable yet).
+        assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+        # Read from the process itself (a test run may add its own marker variable to children).
+        env = container_env(proc.pid)
+        assert env.get("RAY_ADDRESS") == "x:6379" and "PATH" not in env, env
     finally:
         proc.kill()
         proc.wait()
