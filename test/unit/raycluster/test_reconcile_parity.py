@@ -176,7 +176,7 @@ async def test_pods_without_a_ready_condition_count_as_running_not_ready() -> No
     h.add(res.RAYCLUSTERS, cluster())
     await h.settle(NS, "rc")
     for p in h.pods(NS):
-        p["status"] = {"phase": "Running", "podIP": "10.0.0.9"}
+        p["status"] = {"phase": "Running", "podIP": "127.1.0.9"}
     await h.settle(NS, "rc")
     st = h.cluster(NS, "rc")["status"]
     conds = {c["type"]: c for c in st["conditions"]}
@@ -271,7 +271,7 @@ async def test_recreate_cluster_adopted_from_upstream_keeps_its_pods() -> None:
         "RMFUIM6CH1LDE7CU12G9E9G8SJKVH19F"  # upstream v1.6.1 (test_recreate_hash.py)
     )
     head["metadata"]["annotations"][C.KUBERAY_VERSION_ANNOTATION_KEY] = C.KUBERAY_VERSION
-    head["status"] = {"phase": "Running", "podIP": "10.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]}
+    head["status"] = {"phase": "Running", "podIP": "127.1.0.1", "conditions": [{"type": "Ready", "status": "True"}]}
     h.store.put(res.PODS, head)
     await h.reconcile(NS, "rc")
     assert ("create", "pods", "rc-small-worker-") in {(v, p, n[:16]) for v, p, n in h.store.calls}
