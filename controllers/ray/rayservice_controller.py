@@ -567,6 +567,42 @@ class ServeConfigCache:
         return dict(self._lru.get(key) or {})
 
 
+@dataclass(frozen=True)
+class _ObjectEvents:
+    """Reasons and notes (``{0}`` = ns/name, ``{1}`` = the error) for one Gateway API object kind."""
+
+    created: str
+    created_note: str
+    create_failed: str
+    create_failed_note: str
+    updated: str
+    updated_note: str
+    update_failed: str
+    update_failed_note: str
+
+
+_GATEWAY_EVENTS = _ObjectEvents(
+    R.CREATED_GATEWAY,
+    "Created Gateway for RayService {0}",
+    R.FAILED_TO_CREATE_GATEWAY,
+    "Failed to create Gateway for RayService {0}: {1}",
+    R.UPDATED_GATEWAY,
+    "Updated the Gateway {0}",
+    R.FAILED_TO_UPDATE_GATEWAY,
+    "Failed to update the Gateway {0}: {1}",
+)
+_HTTPROUTE_EVENTS = _ObjectEvents(
+    R.CREATED_HTTPROUTE,
+    "Created HTTPRoute for RayService {0}",
+    R.FAILED_TO_CREATE_HTTPROUTE,
+    "Failed to create the HTTPRoute for RayService {0}: {1}",
+    R.UPDATED_HTTPROUTE,
+    "Updated the HTTPRoute {0}",
+    R.FAILED_TO_UPDATE_HTTPROUTE,
+    "Failed to update the HTTPRoute {0}: {1}",
+)
+
+
 # ---- the reconciler ----------------------------------------------------------------------------------------
 
 
@@ -1248,46 +1284,19 @@ class RayServiceReconciler:
         return created
 
     async def _reconcile_gateway(self, svc: Obj) -> Obj:
-        meta = svc["metadata"]
-        ns = meta["namespace"]
         options = self._upgrade_options(svc)
         if not options:
             raise _Retry("Missing RayService ClusterUpgradeOptions during upgrade.")
         desired = build_gateway(svc)
-        name = desired["metadata"]["name"]
-        try:
-            existing = await self.client.get(GATEWAYS, name, ns)
-        except NotFound:
-            try:
-                created = await self.client.create(GATEWAYS, desired, ns)
-            except ApiError as e:
-                self._event(
-                    svc,
-                    "Warning",
-                    R.FAILED_TO_CREATE_GATEWAY,
-                    f"Failed to create Gateway for RayService {ns}/{name}: {e}",
-                    "Create",
-                )
-                raise
-            self._event(svc, "Normal", R.CREATED_GATEWAY, f"Created Gateway for RayService {ns}/{name}", "Create")
-            return created
-        want, have = desired["spec"], existing.get("spec") or {}
 
         def listeners(spec: Mapping[str, Any]) -> list[tuple[Any, Any, Any]]:
             return [(x.get("name"), x.get("protocol"), x.get("port")) for x in spec.get("listeners") or ()]
 
-        if want["gatewayClassName"] == have.get("gatewayClassName") and listeners(want) == listeners(have):
-            return existing
-        existing["spec"] = want
-        try:
-            updated = await self.client.update(GATEWAYS, existing)
-        except ApiError as e:
-            self._event(
-                svc, "Warning", R.FAILED_TO_UPDATE_GATEWAY, f"Failed to update the Gateway {ns}/{name}: {e}", "Update"
-            )
-            raise
-        self._event(svc, "Normal", R.UPDATED_GATEWAY, f"Updated the Gateway {ns}/{name}", "Update")
-        return updated
+        def unchanged(want: Mapping[str, Any], have: Mapping[str, Any]) -> bool:
+            same_class = bool(want["gatewayClassName"] == have.get("gatewayClassName"))
+            return same_class and listeners(want) == listeners(have)
+
+        return await self._create_or_update(svc, GATEWAYS, desired, unchanged, _GATEWAY_EVENTS)
 
     def _traffic_weights(self, svc: Obj, pending_ready: bool) -> tuple[int, int]:
         """``calculateTrafficRoutedPercent``: move ``stepSizePercent`` of the traffic to the pending cluster
@@ -1330,38 +1339,43 @@ class RayServiceReconciler:
         await self.client.get(GATEWAYS, meta["name"] + C.GATEWAY_SUFFIX, ns)  # NotFound ⇒ retry
         w_a, w_p = self._traffic_weights(svc, pending_ready)
         desired = build_http_route(svc, active, pending, w_a, w_p)
-        name = desired["metadata"]["name"]
+
+        def unchanged(want: Mapping[str, Any], have: Mapping[str, Any]) -> bool:
+            return bool(_route_key(have) == _route_key(want))
+
+        return await self._create_or_update(svc, HTTPROUTES, desired, unchanged, _HTTPROUTE_EVENTS)
+
+    async def _create_or_update(
+        self,
+        svc: Obj,
+        resource: res.Resource,
+        desired: Obj,
+        unchanged: Callable[[Mapping[str, Any], Mapping[str, Any]], bool],
+        events: _ObjectEvents,
+    ) -> Obj:
+        """Create ``desired`` (a Gateway or HTTPRoute) or bring the live one's spec to it, with upstream's
+        events for each outcome. Read by name, never cached: the Gateway API CRDs may be absent."""
+        ns, name = svc["metadata"]["namespace"], desired["metadata"]["name"]
+        ref = f"{ns}/{name}"
         try:
-            existing = await self.client.get(HTTPROUTES, name, ns)
+            existing = await self.client.get(resource, name, ns)
         except NotFound:
             try:
-                created = await self.client.create(HTTPROUTES, desired, ns)
+                created = await self.client.create(resource, desired, ns)
             except ApiError as e:
-                self._event(
-                    svc,
-                    "Warning",
-                    R.FAILED_TO_CREATE_HTTPROUTE,
-                    f"Failed to create the HTTPRoute for RayService {ns}/{name}: {e}",
-                    "Create",
-                )
+                self._event(svc, "Warning", events.create_failed, events.create_failed_note.format(ref, e), "Create")
                 raise
-            self._event(svc, "Normal", R.CREATED_HTTPROUTE, f"Created HTTPRoute for RayService {ns}/{name}", "Create")
+            self._event(svc, "Normal", events.created, events.created_note.format(ref), "Create")
             return created
-        if _route_key(existing.get("spec") or {}) == _route_key(desired["spec"]):
+        if unchanged(desired["spec"], existing.get("spec") or {}):
             return existing
         existing["spec"] = desired["spec"]
         try:
-            updated = await self.client.update(HTTPROUTES, existing)
+            updated = await self.client.update(resource, existing)
         except ApiError as e:
-            self._event(
-                svc,
-                "Warning",
-                R.FAILED_TO_UPDATE_HTTPROUTE,
-                f"Failed to update the HTTPRoute {ns}/{name}: {e}",
-                "Update",
-            )
+            self._event(svc, "Warning", events.update_failed, events.update_failed_note.format(ref, e), "Update")
             raise
-        self._event(svc, "Normal", R.UPDATED_HTTPROUTE, f"Updated the HTTPRoute {ns}/{name}", "Update")
+        self._event(svc, "Normal", events.updated, events.updated_note.format(ref), "Update")
         return updated
 
     async def _gateway_and_route_ready(self, svc: Obj) -> bool:
