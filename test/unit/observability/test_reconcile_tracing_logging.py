@@ -83,44 +83,20 @@ class Fails:
         raise RuntimeError(f"cannot reconcile {req.name}")
 
 
-async def test_a_failed_reconcile_logs_reconciler_error_with_the_error_key() -> None:
-    stream = io.StringIO()
-    oplog.configure("json", "info", stream=stream)
-    try:
-        c = Controller("demo", Fails(), Cache(client=None), ControllerOptions())  # type: ignore[arg-type]
-        c.for_resource = DEMOS
-        task = asyncio.create_task(c.run())
-        c.queue.add(Request("ns1", "bad"))
-
-        async def logged() -> None:
-            while "Reconciler error" not in stream.getvalue():
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(logged(), 5)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    finally:
-        logging.getLogger().handlers.clear()
-    line = next(orjson.loads(raw) for raw in stream.getvalue().splitlines() if "Reconciler error" in raw)
-    assert line["level"] == "error" and line["error"].startswith("cannot reconcile bad")
-    assert line["Demo"] == {"name": "bad", "namespace": "ns1"} and line["reconcileID"]
-
-
 class Conflicts:
     async def reconcile(self, req: Request) -> Result:
         raise Conflict(f'Operation cannot be fulfilled on demos "{req.name}": the object has been modified')
 
 
-async def test_a_write_conflict_is_requeued_and_logged_at_info_not_error() -> None:
-    """409s are optimistic concurrency at work: still a "Reconciler error" (and counted as one, as
-    upstream does), but not at error level, where they would page someone."""
+async def reconciler_error_line(reconciler: Any, name: str) -> dict[str, Any]:
+    """The JSON "Reconciler error" line a controller logs when ``reconciler`` fails for ns1/``name``."""
     stream = io.StringIO()
     oplog.configure("json", "info", stream=stream)
     try:
-        c = Controller("demo", Conflicts(), Cache(client=None), ControllerOptions())  # type: ignore[arg-type]
+        c = Controller("demo", reconciler, Cache(client=None), ControllerOptions())  # type: ignore[arg-type]
         c.for_resource = DEMOS
         task = asyncio.create_task(c.run())
-        c.queue.add(Request("ns1", "busy"))
+        c.queue.add(Request("ns1", name))
 
         async def logged() -> None:
             while "Reconciler error" not in stream.getvalue():
@@ -131,7 +107,22 @@ async def test_a_write_conflict_is_requeued_and_logged_at_info_not_error() -> No
         await asyncio.gather(task, return_exceptions=True)
     finally:
         logging.getLogger().handlers.clear()
-    line = next(orjson.loads(raw) for raw in stream.getvalue().splitlines() if "Reconciler error" in raw)
+    line: dict[str, Any] = next(
+        orjson.loads(raw) for raw in stream.getvalue().splitlines() if "Reconciler error" in raw
+    )
+    return line
+
+
+async def test_a_failed_reconcile_logs_reconciler_error_with_the_error_key() -> None:
+    line = await reconciler_error_line(Fails(), "bad")
+    assert line["level"] == "error" and line["error"].startswith("cannot reconcile bad")
+    assert line["Demo"] == {"name": "bad", "namespace": "ns1"} and line["reconcileID"]
+
+
+async def test_a_write_conflict_is_requeued_and_logged_at_info_not_error() -> None:
+    """409s are optimistic concurrency at work: still a "Reconciler error" (and counted as one, as
+    upstream does), but not at error level, where they would page someone."""
+    line = await reconciler_error_line(Conflicts(), "busy")
     assert line["level"] == "info" and "the object has been modified" in line["error"]
 
 
