@@ -865,12 +865,18 @@ def _weights(route: Mapping[str, Any]) -> dict[str, int]:
     return {b["name"]: b["weight"] for r in route["spec"]["rules"] for b in r["backendRefs"]}
 
 
-async def test_incremental_upgrade_moves_traffic_in_steps(sim_cluster: Any, kclient: Client, namespace: str) -> None:
-    await install_gateway_api(sim_cluster)
+def incremental_rayservice(name: str, ns: str) -> dict[str, Any]:
+    """NewClusterWithIncrementalUpgrade: 25 % of the traffic every 2 s, capacity in steps of 50 %."""
     options = {"gatewayClassName": "sim", "stepSizePercent": 25, "intervalSeconds": 2, "maxSurgePercent": 50}
-    s = rayservice("inc", namespace, upgradeStrategy={"type": "NewClusterWithIncrementalUpgrade"})
+    s = rayservice(name, ns, upgradeStrategy={"type": "NewClusterWithIncrementalUpgrade"})
     s["spec"]["upgradeStrategy"]["clusterUpgradeOptions"] = options
     s["spec"]["rayClusterConfig"]["enableInTreeAutoscaling"] = True
+    return s
+
+
+async def test_incremental_upgrade_moves_traffic_in_steps(sim_cluster: Any, kclient: Client, namespace: str) -> None:
+    await install_gateway_api(sim_cluster)
+    s = incremental_rayservice("inc", namespace)
     gwc = asyncio.create_task(gateway_controller(kclient, namespace))
     try:
         async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, heads):
@@ -944,10 +950,7 @@ async def test_incremental_upgrade_rolls_back_when_the_spec_is_reverted(
     sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
     await install_gateway_api(sim_cluster)
-    options = {"gatewayClassName": "sim", "stepSizePercent": 25, "intervalSeconds": 2, "maxSurgePercent": 50}
-    s = rayservice("inc", namespace, upgradeStrategy={"type": "NewClusterWithIncrementalUpgrade"})
-    s["spec"]["upgradeStrategy"]["clusterUpgradeOptions"] = options
-    s["spec"]["rayClusterConfig"]["enableInTreeAutoscaling"] = True
+    s = incremental_rayservice("inc", namespace)
     gwc = asyncio.create_task(gateway_controller(kclient, namespace))
     try:
         async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, heads):
