@@ -190,9 +190,14 @@ async def test_a_command_the_host_cannot_run_is_a_clear_waiting_reason(local_pla
 
     w = await eventually(waiting, 60, "the container to wait with CreateContainerError")
     assert "/opt/app/server" in w["message"] and "not a program on this host" in w["message"]
-    events = (await lclient.list(CORE_EVENTS, ns))["items"]
-    assert any(e["reason"] == "Failed" and "/opt/app/server" in e["message"] for e in events)
-    assert any(e["reason"] == "Pulled" and "is not pulled" in e["message"] for e in events)
+
+    async def reported() -> bool:  # the node's events may land after the status
+        events = (await lclient.list(CORE_EVENTS, ns))["items"]
+        return any(e["reason"] == "Failed" and "/opt/app/server" in e["message"] for e in events) and any(
+            e["reason"] == "Pulled" and "is not pulled" in e["message"] for e in events
+        )
+
+    await eventually(reported, 30, "the Failed and Pulled events")
     await lclient.delete(PODS, "odd", ns)
     await eventually(lambda: gone(lclient, PODS, "odd", ns), 60, "the pod to be removed by the node")
 

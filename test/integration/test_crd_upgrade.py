@@ -15,10 +15,10 @@ import pytest
 import yaml
 from support.rayjob_operator import operator_with_fake
 from support.rbac_audit import install_operator_identity
-from support.wait import eventually, gone
+from support.wait import eventually, gone, wait_events
 
 from internal.client import Client, ClientMetrics, api_client, load_configuration
-from internal.client.resources import CONFIGMAPS, EVENTS, PODS, RAYCLUSTERS, RAYJOBS
+from internal.client.resources import CONFIGMAPS, PODS, RAYCLUSTERS, RAYJOBS
 from internal.metrics import new_registry
 
 pytestmark = pytest.mark.t2
@@ -134,9 +134,8 @@ async def test_the_operator_runs_on_upstreams_crds(upstream_plane: Any, client: 
         assert [cm["metadata"]["name"] for cm in found] == ["up-driver-log"]
         assert found[0]["data"]["driver.log"] == "driver says hi\n"
         assert "driverLogConfigMap" not in (await client.get(RAYJOBS, "up", ns))["status"]
-        events = [e for e in (await client.list(EVENTS, ns))["items"] if e["regarding"]["name"] == "up"]
-        saved = [e for e in events if e["reason"] == "SavedDriverLog"]
-        assert saved and f"{ns}/up-driver-log" in saved[0]["note"]
+        saved = await wait_events(client, ns, "up", "SavedDriverLog")
+        assert f"{ns}/up-driver-log" in saved[0]["note"]
 
 
 async def test_our_crds_replace_upstreams_after_v1alpha1_was_stored(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from support.operator import running_operator
-from support.wait import eventually
+from support.wait import eventually, wait_events
 
 from internal.client import Client, NotFound
 from internal.client.resources import EVENTS, PODS, RAYCLUSTERS, SERVICES
@@ -367,6 +367,7 @@ async def test_enable_ingress_creates_the_dashboard_ingress_and_repairs_it(
         assert (path["path"], path["pathType"]) == ("/", "Prefix")
         assert path["backend"]["service"] == {"name": "dash-head-svc", "port": {"number": 8265}}
         assert ing["metadata"]["ownerReferences"][0]["name"] == "dash"
+        await wait_events(kclient, namespace, "dash", "CreatedIngress")
         got = await reasons()
         assert got.count("CreatedIngress") == 1
         assert "UpdatedIngress" not in got  # what the apiserver stored is what was built
@@ -380,7 +381,7 @@ async def test_enable_ingress_creates_the_dashboard_ingress_and_repairs_it(
             return bool(live["spec"]["rules"][0]["http"]["paths"][0]["path"] == "/")
 
         await eventually(repaired, 30, "the Ingress path restored")
-        assert "UpdatedIngress" in await reasons()
+        await wait_events(kclient, namespace, "dash", "UpdatedIngress")
 
         await kclient.delete(RAYCLUSTERS, "dash", namespace, propagation_policy="Background")
 

@@ -16,11 +16,11 @@ import orjson
 import pytest
 import yaml
 from support.rayjob_operator import operator_with_fake
-from support.wait import eventually
+from support.wait import events_for, eventually, wait_events
 
 from internal import logging as oplog
 from internal.client import Client, NotFound
-from internal.client.resources import CONFIGMAPS, EVENTS, JOBS, PODS, RAYCLUSTERS, RAYJOBS, SERVICES
+from internal.client.resources import CONFIGMAPS, JOBS, PODS, RAYCLUSTERS, RAYJOBS, SERVICES
 
 pytestmark = pytest.mark.t2
 
@@ -76,11 +76,6 @@ async def wait_state(c: Client, ns: str, name: str, state: str, timeout: float =
         return st if st.get("jobDeploymentStatus") == state else None
 
     return await eventually(reached, timeout, f"RayJob {name} to reach {state}")
-
-
-async def events_for(c: Client, ns: str, name: str) -> list[dict[str, Any]]:
-    items = (await c.list(EVENTS, ns))["items"]
-    return [e for e in items if (e.get("regarding") or {}).get("name") == name]
 
 
 @contextlib.contextmanager
@@ -183,7 +178,7 @@ async def test_k8s_job_mode_submitter_and_completion(sim_cluster: Any, kclient: 
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["RAY_DASHBOARD_ADDRESS"] == st["dashboardURL"] and env["RAY_JOB_SUBMISSION_ID"] == st["jobId"]
         assert "ray job submit" in " ".join(container.get("args", [])) and sub["spec"]["backoffLimit"] == 2
-        created = [e for e in await events_for(kclient, namespace, "kjob") if e["reason"] == "CreatedRayJobSubmitter"]
+        created = await wait_events(kclient, namespace, "kjob", "CreatedRayJobSubmitter")
         assert created and created[0]["action"] == "Create"
         assert created[0]["note"] == f"Created Kubernetes Job {namespace}/kjob"
         # Nothing really submits under kwok: play the part of the submitter on the fake head.
@@ -242,9 +237,9 @@ async def test_shutdown_after_finish_deletes_cluster_and_keeps_the_driver_log(
         assert cm["metadata"]["ownerReferences"][0]["name"] == "sd"
         final = await job_status(kclient, namespace, "sd")
         assert final.get("driverLogConfigMap") == "sd-driver-log", final
+        for reason in ("CreatedRayCluster", "DeletedRayCluster", "SavedDriverLog"):
+            await wait_events(kclient, namespace, "sd", reason)
         events = await events_for(kclient, namespace, "sd")
-        reasons = {e["reason"] for e in events}
-        assert {"CreatedRayCluster", "DeletedRayCluster", "SavedDriverLog"} <= reasons
         # Upstream's reasons, actions and notes, from the events.k8s.io recorder named rayjob-controller.
         seen = {(e["reason"], e["action"], e["note"], e["type"], e["reportingController"]) for e in events}
         for reason, action, note in (
@@ -334,7 +329,7 @@ async def test_invalid_rayjob_is_validation_failed_with_a_warning(
         await kclient.create(RAYJOBS, j)
         st = await wait_state(kclient, namespace, "bad", "ValidationFailed", 30)
         assert st["reason"] == "ValidationFailed" and "ttlsecondsafterfinished" in st["message"].lower()
-        warned = [e for e in await events_for(kclient, namespace, "bad") if e["reason"] == "InvalidRayJobSpec"]
+        warned = await wait_events(kclient, namespace, "bad", "InvalidRayJobSpec")
         assert warned and all(e["type"] == "Warning" for e in warned)
         assert not (await kclient.list(RAYCLUSTERS, namespace))["items"]  # nothing was created
 

@@ -41,3 +41,25 @@ async def gone(client: Any, res: Any, name: str, namespace: str) -> bool:
     except NotFound:
         return True
     return False
+
+
+async def events_for(client: Any, namespace: str, name: str) -> list[dict[str, Any]]:
+    """The events.k8s.io events about object ``name`` in ``namespace``."""
+    from internal.client.resources import EVENTS
+
+    items = (await client.list(EVENTS, namespace))["items"]
+    return [e for e in items if (e.get("regarding") or {}).get("name") == name]
+
+
+async def wait_events(
+    client: Any, namespace: str, name: str, reason: str, timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    """The events with ``reason`` about ``name`` once at least one exists. The recorder writes events
+    in the background, after the status or object change that caused them, so a test that saw the
+    change must still wait for its event."""
+
+    async def found() -> list[dict[str, Any]]:
+        return [e for e in await events_for(client, namespace, name) if e["reason"] == reason]
+
+    got: list[dict[str, Any]] = await eventually(found, timeout, f"a {reason} event for {name}")
+    return got
