@@ -87,6 +87,10 @@ bench-rayjob: install bins
 bench-rayservice: install bins
 	$(PY) hack/bench_rayservice.py $(BENCH_ARGS)
 
+## bench-vs-upstream: this operator and upstream KubeRay v1.6.1 (make oracle) in turn on one T2 plane, same inputs: time to ready, CPU, RSS; prints the ratio table (docs/benchmarks.md). Needs root (private mount namespaces). BENCH_ARGS="clusters-20-c10 rayjobs-50" for a quick run
+bench-vs-upstream: install bins oracle
+	$(PY) hack/bench_vs_upstream.py $(BENCH_ARGS)
+
 ## chaos: the full chaos tier (test/chaos, docs/reliability.md): operator SIGKILLs, apiserver restarts, dashboard faults; prints the invariant table
 CHAOS_SEED ?= 1
 .PHONY: chaos chaos-ci

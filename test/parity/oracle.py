@@ -12,17 +12,16 @@ loopback addresses."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from support.isolation import HOSTS, popen_isolated, resolv_conf
+
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "hack" / "build-upstream-operator.sh"
-HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-RESOLV = "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
 
 
 def oracle_version() -> str:
@@ -56,12 +55,10 @@ class UpstreamOperator:
         self.mapped: dict[str, str] = {}
 
     def start(self, timeout: float = 60.0) -> None:
-        if shutil.which("unshare") is None or os.geteuid() != 0:
-            raise RuntimeError("the oracle runs in a private mount namespace: it needs root and unshare(1)")
         self.work.mkdir(parents=True, exist_ok=True)
         self.hosts.write_text(HOSTS)
         resolv = self.work / "resolv.conf"
-        resolv.write_text(RESOLV)
+        resolv.write_text(resolv_conf())
         self.probe_port = _free_port()
         args = [
             str(self.binary),
@@ -75,18 +72,9 @@ class UpstreamOperator:
         ]
         if self.gates:
             args.append(f"--feature-gates={self.gates}")
-        binds = [str(self.hosts), str(resolv)]
-        script = 'mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@"'
         env = {**os.environ, "GODEBUG": "netdns=go"}
         env.pop("KUBECONFIG", None)
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *binds, *args],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
+        self.proc = popen_isolated(args, hosts=self.hosts, resolv=resolv, log=self.log, env=env)
         deadline = time.monotonic() + timeout
         while not self._ready():
             if self.proc.poll() is not None:
