@@ -1,5 +1,5 @@
-"""An async Kubernetes client over kubernetes-asyncio's connection setup (kubeconfig or in-cluster),
-speaking JSON decoded with orjson into plain dicts: no generated models on any path.
+"""An async Kubernetes client (connection set-up in ``config``: kubeconfig or in-cluster), speaking
+JSON decoded with orjson into plain dicts: no generated models on any path.
 
 Every request has a timeout, passes a client-side QPS/burst limiter, is counted in the
 ``rest_client_*`` metrics and gets a child span when a trace is active.
@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
-from kubernetes_asyncio.client import ApiClient
 from opentelemetry import trace
 
 from internal.client import errors
+from internal.client.config import Connection
 from internal.client.metrics import ClientMetrics
 from internal.client.ratelimit import TokenBucket
 from internal.client.resources import Resource
@@ -83,7 +83,7 @@ class Client:
 
     def __init__(
         self,
-        api: ApiClient,
+        api: Connection,
         *,
         qps: float = 100.0,
         burst: int = 200,
@@ -110,15 +110,12 @@ class Client:
         headers = {"Accept": _JSON, "User-Agent": self.user_agent}
         if content_type:
             headers["Content-Type"] = content_type
-        # Bearer tokens (in-cluster) are refreshed by the configuration's hook; certs live in the pool.
-        for auth in (await self.api.configuration.auth_settings()).values():
-            if auth.get("in") == "header" and auth.get("value"):
-                headers[auth["key"]] = auth["value"]
+        # Bearer tokens (in-cluster) are re-read as they rotate; client certificates live in the pool.
+        headers.update(await self.api.auth_headers())
         return headers
 
     def _session(self) -> aiohttp.ClientSession:
-        session: aiohttp.ClientSession = self.api.rest_client.pool_manager
-        return session
+        return self.api.session()
 
     async def request(
         self,
@@ -188,6 +185,7 @@ class Client:
                 data=data,
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=max(0.001, deadline - start)),
+                **self.api.request_kwargs,
             ) as resp:
                 raw = await resp.read()
                 code = str(resp.status)
@@ -319,6 +317,7 @@ class Client:
                 timeout=aiohttp.ClientTimeout(
                     total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
                 ),
+                **self.api.request_kwargs,
             ) as resp:
                 code = str(resp.status)
                 if resp.status != 200:

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import orjson
 import pytest
 from aiohttp import web
-from kubernetes_asyncio.client import ApiClient, Configuration
 from prometheus_client import CollectorRegistry
 
 import internal.client.client as client_mod
-from internal.client import Client, ClientMetrics, ConnectionFailed, Resource, ServerError, TooManyRequests
+from internal.client import Client, ClientMetrics, ConnectionFailed, Resource, ServerError, TooManyRequests, api_client
+from internal.client.config import RestConfig
 from internal.client.errors import parse_retry_after
 
 CM = Resource("", "v1", "configmaps", "ConfigMap", namespaced=True)
@@ -72,7 +72,7 @@ async def fake() -> AsyncIterator[tuple[FakeApiserver, Client, CollectorRegistry
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     registry = CollectorRegistry()
     client = Client(
-        ApiClient(Configuration(host=f"http://127.0.0.1:{port}")), qps=0, metrics=ClientMetrics.register(registry)
+        api_client(RestConfig(host=f"http://127.0.0.1:{port}"), 4), qps=0, metrics=ClientMetrics.register(registry)
     )
     try:
         yield srv, client, registry
