@@ -39,6 +39,7 @@ class RestConfig:
     ca_file: str | None = None
     insecure: bool = False
     tls_server_name: str | None = None
+    proxy_url: str | None = None
     cert_data: bytes | None = None
     cert_file: str | None = None
     key_data: bytes | None = None
@@ -181,6 +182,7 @@ async def from_kubeconfig(paths: list[Path], context: str | None = None) -> Rest
         ca_file=None if ca else _file(cbase, cluster.get("certificate-authority")),
         insecure=bool(cluster.get("insecure-skip-tls-verify")),
         tls_server_name=cluster.get("tls-server-name") or None,
+        proxy_url=cluster.get("proxy-url") or None,
         cert_data=_b64(user.get("client-certificate-data"), f"user {uname!r} client-certificate-data"),
         cert_file=_file(ubase, user.get("client-certificate")),
         key_data=_b64(user.get("client-key-data"), f"user {uname!r} client-key-data"),
@@ -239,10 +241,12 @@ class Connection:
         self.configuration = configuration
         self.pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
-        #: per-request arguments: the name TLS checks, when the kubeconfig sets tls-server-name
-        self.request_kwargs: dict[str, Any] = (
-            {"server_hostname": configuration.tls_server_name} if configuration.tls_server_name else {}
-        )
+        #: per-request arguments: the kubeconfig's tls-server-name (the name TLS checks) and proxy-url
+        self.request_kwargs: dict[str, Any] = {}
+        if configuration.tls_server_name:
+            self.request_kwargs["server_hostname"] = configuration.tls_server_name
+        if configuration.proxy_url:
+            self.request_kwargs["proxy"] = configuration.proxy_url
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

@@ -3,7 +3,9 @@ against a loopback HTTPS server that requires a client certificate and records w
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import ssl
 import sys
@@ -227,3 +229,48 @@ async def test_bad_kubeconfigs_say_what_is_wrong(tmp_path: Path) -> None:
     )
     with pytest.raises(kc.ConfigError, match="certificate-authority-data is not valid base64"):
         await load_configuration(str(bad))
+
+
+async def test_tls_server_name_and_proxy_url_are_honoured(server: Server, tmp_path: Path) -> None:
+    tunnels: list[str] = []
+
+    async def connect_proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        target = head.split()[1].decode()
+        tunnels.append(target)
+        host, port = target.rsplit(":", 1)
+        up_r, up_w = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            w.close()
+
+        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+
+    proxy = await asyncio.start_server(connect_proxy, "127.0.0.1", 0)
+    proxy_port = proxy.sockets[0].getsockname()[1]
+
+    def config(name: str, **cluster: Any) -> Path:
+        c = {"server": f"https://127.0.0.1:{server.port}", "certificate-authority": str(server.pki.ca_crt), **cluster}
+        return write(
+            tmp_path / name,
+            [{"name": "c", "cluster": c}],
+            [{"name": "u", "user": {"token": "t"}}],
+            [ctx("x", "c", "u")],
+            "x",
+        )
+
+    try:
+        # The serving certificate names kubernetes.default.svc but not "elsewhere".
+        await call(await load_configuration(str(config("good", **{"tls-server-name": "kubernetes.default.svc"}))))
+        with pytest.raises(ConnectionFailed, match=r"certificate|hostname"):
+            await call(await load_configuration(str(config("bad", **{"tls-server-name": "elsewhere"}))))
+        await call(await load_configuration(str(config("proxied", **{"proxy-url": f"http://127.0.0.1:{proxy_port}"}))))
+        assert tunnels == [f"127.0.0.1:{server.port}"]
+    finally:
+        proxy.close()
+    assert len(server.seen) == 2
