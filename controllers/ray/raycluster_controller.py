@@ -33,6 +33,7 @@ from controllers.ray.metrics import RayClusterMetrics
 from controllers.ray.utils import constants as C
 from controllers.ray.utils import gojson
 from controllers.ray.utils import util as U
+from controllers.ray.utils.batch import slow_start_batch
 from controllers.ray.utils.constants import EventReason as R
 from internal.client import AlreadyExists, ApiError, Client, Forbidden, NotFound
 from internal.client import resources as res
@@ -769,6 +770,11 @@ class RayClusterReconciler:
         log.info(f"Created {what} Pod for RayCluster", extra={"Pod": name})
         self.recorder.event(cluster, "Normal", reason, f"Created {what} Pod {meta['namespace']}/{name}", action=CREATE)
 
+    async def _create_pods(self, cluster: Obj, pods: Sequence[Obj], group: str) -> None:
+        """Worker pods of one group, in slow-start batches (upstream creates them one after another;
+        only the order of their events can tell). The first failure stops the rest, as upstream's loop."""
+        await slow_start_batch(pods, lambda pod: self._create_pod(cluster, pod, group))
+
     async def _reconcile_pods(self, cluster: Obj) -> None:
         meta, spec, status = cluster["metadata"], cluster["spec"], cluster.get("status") or {}
         ns, name = meta["namespace"], meta["name"]
@@ -903,19 +909,22 @@ class RayClusterReconciler:
         if diff > 0:
             used = _replica_indices(remaining) if indexing else set()
             index = 0
+            new_pods = []
             for _ in range(diff):
                 while index in used:
                     index += 1
                 used.add(index)
-                pod = podb.build_worker_pod(
-                    cluster,
-                    group,
-                    env=self.options.env,
-                    features=self._features,
-                    config=self.options.pod_config,
-                    replica_index=index,
+                new_pods.append(
+                    podb.build_worker_pod(
+                        cluster,
+                        group,
+                        env=self.options.env,
+                        features=self._features,
+                        config=self.options.pod_config,
+                        replica_index=index,
+                    )
                 )
-                await self._create_pod(cluster, pod, gname)
+            await self._create_pods(cluster, new_pods, gname)
         elif diff < 0 and (not autoscaling or random_delete):
             # Without the autoscaler (or with ENABLE_RANDOM_POD_DELETE) the first pods in the list go;
             # otherwise the autoscaler is the only one that scales down.
@@ -1000,8 +1009,8 @@ class RayClusterReconciler:
                     index += 1
                 used.add(index)
                 replica = U.generate_replica_group_name(gname, lambda: U.random_string(C.RANDOM_SUFFIX_LENGTH, _RNG))
-                for host in range(hosts):
-                    pod = podb.build_worker_pod(
+                replica_pods = [
+                    podb.build_worker_pod(
                         cluster,
                         group,
                         env=self.options.env,
@@ -1011,7 +1020,9 @@ class RayClusterReconciler:
                         replica_name=replica,
                         host_index=host,
                     )
-                    await self._create_pod(cluster, pod, gname)
+                    for host in range(hosts)
+                ]
+                await self._create_pods(cluster, replica_pods, gname)
         elif diff < 0 and (not autoscaling or random_delete):
             for r in list(healthy)[:-diff]:
                 await delete_replica(healthy[r], "scaling down")

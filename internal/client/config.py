@@ -173,7 +173,7 @@ async def from_kubeconfig(paths: list[Path], context: str | None = None) -> Rest
     cluster = (merged["clusters"].get(cname) or {}).get("cluster")
     if not isinstance(cluster, dict) or not cluster.get("server"):
         raise ConfigError(f"cluster {cname!r} of context {ctx_name!r} is not in the kubeconfig or has no server")
-    user = (merged["users"].get(uname) or {}).get("user") or {} if uname else {}
+    user = ((merged["users"].get(uname) or {}).get("user") or {}) if uname else {}
     cbase, ubase = base.get(f"clusters/{cname}", Path.cwd()), base.get(f"users/{uname}", Path.cwd())
     ca = _b64(cluster.get("certificate-authority-data"), f"cluster {cname!r} certificate-authority-data")
     cfg = RestConfig(
