@@ -34,10 +34,14 @@ import contextlib
 import math
 import os
 import re
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -443,6 +447,7 @@ async def one_run(c: Client, op: OperatorProcess, workload: str, args: argparse.
         await asyncio.sleep(args.settle)  # the idle operator, synced: its start RSS after the settle
         run.rss_start = op.rss_mib()
         cpu0 = op.cpu_seconds()
+        spy = start_profile(op, ns) if args.profile and op.which == "ours" else None
         if kind == "clusters":
             res = await clusters(c, ns, n, args.timeout)
         elif kind == "scale":
@@ -451,8 +456,10 @@ async def one_run(c: Client, op: OperatorProcess, workload: str, args: argparse.
             res = await rayjobs(c, ns, n, args.timeout, dns, every_hole=10 if kind == "blackhole" else 0)
             if kind == "blackhole":
                 res["reconcile p99"] = reconcile_p99(await asyncio.to_thread(op.metrics), "rayjob")
+        if spy is not None:
+            print(stop_profile(spy, op.work / f"{ns}.folded"), file=sys.stderr)
         run.seconds = res.pop("seconds")
-        run.extra = res
+        run.extra.update(res)
         run.cpu = op.cpu_seconds() - cpu0
         run.rss_peak = op.rss_mib("VmHWM")
         run.rss_end = op.rss_mib()
@@ -464,6 +471,42 @@ async def one_run(c: Client, op: OperatorProcess, workload: str, args: argparse.
         dns.table.clear()
         await delete_namespace(c, ns)
     return run
+
+
+def start_profile(op: OperatorProcess, ns: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling the operator (100 Hz, without pausing it) until stop_profile."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out = op.work / f"{ns}.folded"
+    return subprocess.Popen(
+        [spy, "record", "--format", "raw", "--rate", "100", "--nonblocking", "-p", str(op.proc.pid), "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop_profile(spy: subprocess.Popen[bytes], folded: Path, top: int = 25) -> str:
+    """Stops py-spy and summarises its folded stacks: the functions with the most samples on the
+    stack (inclusive) and at its top (self), as shares of all samples."""
+    spy.send_signal(signal.SIGINT)
+    spy.wait(60)
+    incl: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        frames = [re.sub(r" \((.*/)?(site-packages/)?", " (", f) for f in stack.split(";")[1:]]  # drop thread
+        total += int(n)
+        for f in set(frames):
+            incl[f] += int(n)
+        if frames:
+            own[frames[-1]] += int(n)
+    lines = [f"profile: {total} samples ({folded})", "inclusive:"]
+    lines += [f"  {100 * c / max(total, 1):5.1f}%  {f}" for f, c in incl.most_common(top)]
+    lines.append("self:")
+    lines += [f"  {100 * c / max(total, 1):5.1f}%  {f}" for f, c in own.most_common(top)]
+    return "\n".join(lines)
 
 
 def parse_workload(w: str) -> tuple[str, int, int]:
@@ -549,6 +592,7 @@ def main() -> int:
     ap.add_argument("workloads", nargs="*", default=FULL, help=f"default: {' '.join(FULL)}")
     ap.add_argument("--timeout", type=float, default=1200, help="seconds allowed per run (default 1200)")
     ap.add_argument("--settle", type=float, default=3.0, help="idle seconds after start before measuring (3)")
+    ap.add_argument("--profile", action="store_true", help="sample this operator with py-spy in every run")
     ap.add_argument("--dns", default="127.0.0.153", help="loopback address of the bench's DNS responder")
     args = ap.parse_args()
     for w in args.workloads:
