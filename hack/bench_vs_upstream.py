@@ -58,7 +58,7 @@ from support.isolation import HOSTS, NameServer, popen_isolated, resolv_conf  # 
 from support.rbac_audit import install_operator_identity  # noqa: E402
 
 from internal.client import Client, NotFound, api_client, load_configuration  # noqa: E402
-from internal.client.resources import NAMESPACES, PODS, RAYCLUSTERS, RAYJOBS, Resource  # noqa: E402
+from internal.client.resources import EVENTS, NAMESPACES, PODS, RAYCLUSTERS, RAYJOBS, Resource  # noqa: E402
 from internal.controlplane import ControlPlane, build_binaries  # noqa: E402
 from internal.controlplane.plane import free_port  # noqa: E402
 from internal.informer import HandlerFuncs, Informer  # noqa: E402
@@ -98,7 +98,7 @@ class OperatorProcess:
             f"--kubeconfig={self.kubeconfig}",
             "--log-stdout-encoder=json",
         ]
-        env = {**os.environ, "GODEBUG": "netdns=go", "OTEL_TRACES_EXPORTER": "none"}
+        env = {"OTEL_TRACES_EXPORTER": "none", **os.environ, "GODEBUG": "netdns=go"}
         env.pop("KUBECONFIG", None)
         self.log = self.work / f"{namespace}.log"
         self.proc = popen_isolated(argv, hosts=hosts, resolv=resolv, log=self.log, env=env)
@@ -174,6 +174,39 @@ def reconcile_p99(metrics_text: str, controller: str) -> float:
             return prev_le + (le - prev_le) * (rank - prev_n) / max(n - prev_n, 1e-9)
         prev_le, prev_n = le, n
     return math.nan
+
+
+def metric_total(metrics_text: str, name: str, **labels: str) -> float:
+    """The sum of every series of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        series, _, rest = head.partition("{")
+        if series != name or any(f'{k}="{v}"' not in rest for k, v in labels.items()):
+            continue
+        total += float(value)
+    return total
+
+
+def work_figures(metrics_text: str, controller: str) -> dict[str, float]:
+    """How the run spent its time, from the operator's own metrics: reconciles and their mean
+    duration, API requests and their mean latency."""
+    n = metric_total(metrics_text, "controller_runtime_reconcile_time_seconds_count", controller=controller)
+    t = metric_total(metrics_text, "controller_runtime_reconcile_time_seconds_sum", controller=controller)
+    # controller-runtime registers only rest_client_requests_total of client-go's metrics
+    calls = metric_total(metrics_text, "rest_client_requests_total")
+    timed = metric_total(metrics_text, "rest_client_request_duration_seconds_count")
+    latency = metric_total(metrics_text, "rest_client_request_duration_seconds_sum")
+    throttled = metric_total(metrics_text, "rest_client_rate_limiter_duration_seconds_sum")
+    return {
+        "reconciles": n,
+        "mean reconcile ms": 1000 * t / n if n else math.nan,
+        "API requests": calls,
+        "mean API request ms": 1000 * latency / timed if timed else math.nan,
+        "client-side throttling s": throttled,
+    }
 
 
 # ---- inputs -------------------------------------------------------------------------------------------
@@ -448,16 +481,28 @@ async def one_run(c: Client, op: OperatorProcess, workload: str, args: argparse.
         run.rss_start = op.rss_mib()
         cpu0 = op.cpu_seconds()
         spy = start_profile(op, ns) if args.profile and op.which == "ours" else None
+        audit = args.audit_log
+        audit_start = audit.stat().st_size if audit and audit.exists() else 0
         if kind == "clusters":
             res = await clusters(c, ns, n, args.timeout)
         elif kind == "scale":
             res = await scale(c, ns, n, args.timeout)
         else:
             res = await rayjobs(c, ns, n, args.timeout, dns, every_hole=10 if kind == "blackhole" else 0)
-            if kind == "blackhole":
-                res["reconcile p99"] = reconcile_p99(await asyncio.to_thread(op.metrics), "rayjob")
+        text = await asyncio.to_thread(op.metrics)
+        if kind == "blackhole":
+            res["reconcile p99"] = reconcile_p99(text, "rayjob")
+        res.update(work_figures(text, "raycluster" if kind in ("clusters", "scale") else "rayjob"))
         if spy is not None:
             print(stop_profile(spy, op.work / f"{ns}.folded"), file=sys.stderr)
+        if audit:
+            print(f"{op.which} {workload}: {audit_summary(audit, audit_start)}", file=sys.stderr)
+            reasons = Counter(
+                f"{e.get('reportingController') or e.get('deprecatedSource', {}).get('component')}:{e['reason']}"
+                f"x{e.get('deprecatedCount') or 1}"
+                for e in (await c.list(EVENTS, ns))["items"]
+            )
+            print(f"{op.which} {workload}: events {dict(reasons.most_common(20))}", file=sys.stderr)
         run.seconds = res.pop("seconds")
         run.extra.update(res)
         run.cpu = op.cpu_seconds() - cpu0
@@ -471,6 +516,27 @@ async def one_run(c: Client, op: OperatorProcess, workload: str, args: argparse.
         dns.table.clear()
         await delete_namespace(c, ns)
     return run
+
+
+BENCH_AGENT = "bench-vs-upstream"
+
+
+def audit_summary(log: Path, start: int, top: int = 12) -> str:
+    """The operator's API requests in the audit log from byte ``start`` on, by verb and resource."""
+    import json
+
+    counts: Counter[str] = Counter()
+    with log.open("rb") as f:
+        f.seek(start)
+        for line in f:
+            ev = json.loads(line)
+            if BENCH_AGENT in ev.get("userAgent", "") or ev.get("stage") != "ResponseComplete":
+                continue
+            ref = ev.get("objectRef") or {}
+            what = "/".join(x for x in (ref.get("resource"), ref.get("subresource")) if x) or ev.get("requestURI", "")
+            counts[f"{ev.get('verb')} {what}"] += 1
+    total = sum(counts.values())
+    return f"{total} requests: " + ", ".join(f"{k} {n}" for k, n in counts.most_common(top))
 
 
 def start_profile(op: OperatorProcess, ns: str) -> subprocess.Popen[bytes]:
@@ -522,6 +588,12 @@ def fmt(x: float, digits: int = 1) -> str:
     return "—" if math.isnan(x) else f"{x:.{digits}f}"
 
 
+def figure(key: str, v: float) -> str:
+    if key.startswith(("healthy", "reconcile p")):
+        return f"{fmt(v, 3)} s"
+    return fmt(v, 0 if v > 100 else 1)
+
+
 def ratio(up: float, ours: float) -> str:
     return "—" if math.isnan(up) or math.isnan(ours) or ours == 0 else f"{up / ours:.2f}x"
 
@@ -545,7 +617,7 @@ def table(results: dict[str, dict[str, Run]]) -> str:
         for which in OPERATORS:
             run = r[which]
             if run.extra:
-                extra = ", ".join(f"{k} {fmt(v, 3)} s" for k, v in run.extra.items())
+                extra = ", ".join(f"{k} {figure(k, v)}" for k, v in run.extra.items())
                 notes.append(f"- {w}, {which}: {extra}")
             if run.error:
                 notes.append(f"- {w}, {which}: FAILED: {run.error}")
@@ -558,12 +630,15 @@ async def bench(plane: ControlPlane, args: argparse.Namespace, work: Path) -> di
     ours_kc = install_operator_identity(plane, work)
     ours = OperatorProcess("ours", [str(Path(sys.executable).parent / "kuberay-operator")], ours_kc, work, args.dns)
     upstream = OperatorProcess("upstream", [str(oracle_binary())], plane.kubeconfig, work, args.dns)
-    c = Client(api_client(await load_configuration(str(plane.kubeconfig)), 64), qps=0)
+    c = Client(api_client(await load_configuration(str(plane.kubeconfig)), 64), qps=0, user_agent=BENCH_AGENT)
     results: dict[str, dict[str, Run]] = {}
     try:
         for w in args.workloads:
             results[w] = {}
             for op in (upstream, ours):
+                if args.only and op.which != args.only:
+                    results[w][op.which] = Run(error="not run (--only)")
+                    continue
                 results[w][op.which] = r = await one_run(c, op, w, args, dns)
                 print(
                     f"{w} {op.which}: {fmt(r.seconds)} s, CPU {fmt(r.cpu)} s, RSS {fmt(r.rss_start, 0)}/"
@@ -592,6 +667,8 @@ def main() -> int:
     ap.add_argument("workloads", nargs="*", default=FULL, help=f"default: {' '.join(FULL)}")
     ap.add_argument("--timeout", type=float, default=1200, help="seconds allowed per run (default 1200)")
     ap.add_argument("--settle", type=float, default=3.0, help="idle seconds after start before measuring (3)")
+    ap.add_argument("--only", choices=OPERATORS, help="run one operator only (profiling, quick checks)")
+    ap.add_argument("--audit", action="store_true", help="count each operator's API requests by verb and resource")
     ap.add_argument("--profile", action="store_true", help="sample this operator with py-spy in every run")
     ap.add_argument("--dns", default="127.0.0.153", help="loopback address of the bench's DNS responder")
     args = ap.parse_args()
@@ -603,7 +680,9 @@ def main() -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="bench-vs-upstream-"))
     t = time.monotonic()
-    plane = ControlPlane(bin_dir=build_binaries(), work_dir=work / "plane")
+    audited = ("admin", "system:serviceaccount:kuberay-system:kuberay-operator") if args.audit else ()
+    plane = ControlPlane(bin_dir=build_binaries(), work_dir=work / "plane", audit_users=audited)
+    args.audit_log = plane.audit_log if args.audit else None
     try:
         plane.start()
         plane.install_crds(sorted(CRD_DIR.glob("*.yaml")), timeout=60)

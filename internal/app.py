@@ -40,6 +40,9 @@ class Runtime:
     controller_metrics: ControllerMetrics
     queue_metrics: PrometheusMetricsProvider
     registry: CollectorRegistry
+    #: the recorders' own client (own QPS budget), as controller-runtime's recorder provider builds its
+    #: own clientset: events never queue behind, nor delay, reconcile writes
+    event_client: Client | None = None
     _recorders: dict[str, EventRecorder] = field(default_factory=dict)
     _dropped: Counter | None = None
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
@@ -53,7 +56,7 @@ class Runtime:
         if name not in self._recorders:
             if self._dropped is None:
                 self._dropped = dropped_counter(self.registry)
-            rec = EventRecorder(self.client, name, dropped=self._dropped)
+            rec = EventRecorder(self.event_client or self.client, name, dropped=self._dropped)
             self._recorders[name] = rec
             self.manager.runnables.append(rec.run)
         return self._recorders[name]
@@ -78,11 +81,19 @@ async def build(opts: Options) -> Runtime:
     cfg = opts.config
     registry = new_registry()
     kube_cfg = await load_configuration(opts.kubeconfig)
+    client_metrics = ClientMetrics.register(registry)
     client = Client(
         api_client(kube_cfg, pool_size=64),
         qps=cfg.qps,
         burst=cfg.burst,
-        metrics=ClientMetrics.register(registry),
+        metrics=client_metrics,
+        user_agent="kuberay-operator/py",
+    )
+    event_client = Client(
+        api_client(kube_cfg, pool_size=8),
+        qps=cfg.qps,
+        burst=cfg.burst,
+        metrics=client_metrics,
         user_agent="kuberay-operator/py",
     )
     # Watches hold their connection for their whole life: give them a pool of their own so they can
@@ -120,6 +131,7 @@ async def build(opts: Options) -> Runtime:
         controller_metrics=ControllerMetrics.register(registry),
         queue_metrics=PrometheusMetricsProvider(registry),
         registry=registry,
+        event_client=event_client,
     )
     for setup in opts.setups:
         for c in setup(rt):
@@ -152,4 +164,6 @@ async def run_operator(opts: Options, stop: asyncio.Event, started: asyncio.Even
             except Exception as e:  # one failing close must not leak the clients below
                 log.warning("closing %r failed: %s", close, e)
         await rt.client.close()
+        if rt.event_client is not None:
+            await rt.event_client.close()
         await rt.cache.client.close()

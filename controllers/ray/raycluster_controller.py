@@ -1285,6 +1285,10 @@ def setup(rt: Any, options: RayClusterOptions | None = None) -> list[Controller]
     """Register the RayCluster controller with the operator (internal.app.Runtime); without
     ``options``, they come from the runtime's Configuration and feature gates."""
     opts = options or RayClusterOptions.from_configuration(rt.config, rt.gates)
+    # Every reconcile lists its cluster's pods and Services by ray.io/cluster: one index bucket, not a
+    # scan of the namespace.
+    for r in (res.PODS, res.SERVICES):
+        rt.cache.index_label(r, C.RAY_CLUSTER_LABEL_KEY)
     metrics = RayClusterMetrics(rt.registry, rt.cache) if rt.config.enableMetrics else None
     reconciler = RayClusterReconciler(rt.client, rt.cache, rt.recorder("raycluster-controller"), opts, metrics)
     ctrl = Controller(

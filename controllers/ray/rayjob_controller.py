@@ -276,7 +276,14 @@ class RayJobReconciler:
             if (cluster.get("status") or {}).get("state") != "ready":
                 status["rayClusterStatus"] = cluster.get("status") or {}
                 return None
-            url = await dash.fetch_head_service_url(self.client, cluster, env=self.options.env)
+            # Upstream reads the head Service through the manager's cache; a Service created a moment
+            # ago may not be there yet, so a miss asks the apiserver.
+            ns, svc_name = cluster["metadata"]["namespace"], dash.head_service_name(cluster)
+            try:
+                svc: Mapping[str, Any] = self.cache.get(res.SERVICES, svc_name, ns)
+            except NotFound:
+                svc = await self.client.get(res.SERVICES, svc_name, ns)
+            url = dash.head_service_url(svc, env=self.options.env)
             if not url:
                 raise _Retry("the dashboard URL of the RayCluster is empty")
             status["dashboardURL"] = url
@@ -566,11 +573,11 @@ class RayJobReconciler:
         cluster = self._cached_cluster(job)
         if cluster is not None:
             return cluster
-        try:  # the cache may lag a create made a moment ago
-            return await self.client.get(res.RAYCLUSTERS, name, meta["namespace"])
-        except NotFound:
-            pass
         if spec.get("clusterSelector"):
+            try:  # a cluster the user created a moment ago may not be in the cache yet
+                return await self.client.get(res.RAYCLUSTERS, name, meta["namespace"])
+            except NotFound:
+                pass
             msg = (
                 f"RayCluster {meta['namespace']}/{name} set in the clusterSelector is not found. "
                 "It must be created manually"

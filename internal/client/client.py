@@ -77,9 +77,26 @@ def _retry_wait(method: str, e: Exception) -> float | None:
     return None
 
 
+def _limiter_key(path: str) -> str:
+    """The API group, version and resource of a request path ("apps/v1/deployments", "v1/pods"): the
+    unit controller-runtime gives a rate limiter of its own."""
+    parts = path.split("?", 1)[0].split("/")
+    if len(parts) < 3 or parts[1] not in ("api", "apis"):
+        return ""
+    i = 3 if parts[1] == "api" else 4
+    rest = parts[i:]
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        rest = rest[2:]
+    return "/".join([*parts[2:i], rest[0] if rest else ""])
+
+
 class Client:
     """CRUD, list (paged), watch, patch (merge, JSON, strategic, server-side apply), status and
-    delete for any resource. ``api`` supplies the connection pool, TLS and credentials."""
+    delete for any resource. ``api`` supplies the connection pool, TLS and credentials.
+
+    ``qps``/``burst`` apply per resource type, as in controller-runtime, whose client builds one
+    client-go REST client, each with its own token bucket, per GroupVersionKind: with the same
+    ``--qps`` flag, writes of pods do not wait behind writes of RayJob statuses."""
 
     def __init__(
         self,
@@ -95,11 +112,20 @@ class Client:
         self.api = api
         self.host = str(api.configuration.host).rstrip("/")
         self._host_label = urlsplit(self.host).netloc
-        self.limiter = TokenBucket(qps, burst)
+        self.qps, self.burst = qps, burst
+        self._limiters: dict[str, TokenBucket] = {}
         self.timeout = timeout
         self.metrics = metrics
         self.tracer = tracer or trace.get_tracer("kuberay-py.client")
         self.user_agent = user_agent
+
+    def limiter(self, path: str) -> TokenBucket:
+        """The token bucket of the resource type ``path`` addresses."""
+        key = _limiter_key(path)
+        bucket = self._limiters.get(key)
+        if bucket is None:
+            bucket = self._limiters[key] = TokenBucket(self.qps, self.burst)
+        return bucket
 
     async def close(self) -> None:
         await self.api.close()
@@ -171,7 +197,7 @@ class Client:
         verb: str,
         span: trace.Span,
     ) -> Any:
-        waited = await self.limiter.acquire()
+        waited = await self.limiter(path).acquire()
         if self.metrics:
             self.metrics.rate_limiter.labels(verb, self._host_label).observe(waited)
         headers = await self._headers(content_type if data is not None else None)
@@ -306,7 +332,7 @@ class Client:
             query["sendInitialEvents"] = "true"
             query["resourceVersionMatch"] = "NotOlderThan"
         path = res.collection_path(namespace)
-        await self.limiter.acquire()
+        await self.limiter(path).acquire()
         headers = await self._headers(None)
         code = "<error>"
         try:

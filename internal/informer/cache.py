@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,7 @@ class Cache:
         self.options = options or CacheOptions()
         self._informers: dict[tuple[Resource, str | None], Informer] = {}
         self._field_indexes: dict[Resource, dict[str, IndexFunc]] = {}
+        self._label_indexes: dict[Resource, set[str]] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._started = asyncio.Event()
 
@@ -96,6 +97,13 @@ class Cache:
         for (r, _), inf in self._informers.items():
             if r == res:
                 inf.indexer.add_indexers({f"field:{name}": fn})
+
+    def index_label(self, res: Resource, key: str) -> None:
+        """Index ``res`` by the value of label ``key``: ``list`` with a label map naming ``key`` then
+        reads that one bucket instead of scanning the namespace (an operator listing the pods of one
+        of 1,000 clusters touches 4 pods, not 4,000)."""
+        self.index_field(res, f"label:{key}", lambda o: _label_value(o, key))
+        self._label_indexes.setdefault(res, set()).add(key)
 
     async def run(self) -> None:
         """Run every informer (including ones created later) until cancelled."""
@@ -153,6 +161,9 @@ class Cache:
         """Objects from the cache, filtered by namespace, labels (a map or selector string) and an
         exact-match field index."""
         sel = Selector.from_labels(labels) if isinstance(labels, dict) else Selector.parse(labels)
+        if field is None and isinstance(labels, dict):
+            indexed = self._label_indexes.get(res, ())
+            field = next(((f"label:{k}", v) for k, v in labels.items() if k in indexed), None)
         out: list[FrozenDict] = []
         for inf in self._synced_informers(res, namespace):
             if field is not None:
@@ -165,3 +176,8 @@ class Cache:
                 objs = inf.indexer.list()
             out.extend(freeze(o) for o in objs if sel.matches((o.get("metadata") or {}).get("labels")))
         return out
+
+
+def _label_value(obj: Mapping[str, Any], key: str) -> list[str]:
+    value = ((obj.get("metadata") or {}).get("labels") or {}).get(key)
+    return [value] if isinstance(value, str) else []

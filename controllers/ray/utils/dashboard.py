@@ -249,7 +249,7 @@ def _any_map(value: object) -> dict[str, Any]:
 
 
 def _obj(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, dict) else {}
+    return value if isinstance(value, Mapping) else {}
 
 
 @dataclass
@@ -733,7 +733,7 @@ def _meta(cluster: Mapping[str, Any]) -> tuple[str, str]:
     return _s(m.get("namespace")), _s(m.get("name"))
 
 
-def _head_service_name(cluster: Mapping[str, Any]) -> str:
+def head_service_name(cluster: Mapping[str, Any]) -> str:
     _, name = _meta(cluster)
     return generate_head_service_name(C.CRDType.RAY_CLUSTER, _obj(cluster.get("spec")), name)
 
@@ -755,7 +755,7 @@ def service_dns_address(cluster: Mapping[str, Any], env: Mapping[str, str] | Non
     :func:`fetch_head_service_url` returns when the Service matches the spec)."""
     ns, _ = _meta(cluster)
     domain = get_cluster_domain_name(os.environ if env is None else env)
-    return f"{_head_service_name(cluster)}.{ns}.svc.{domain}:{_head_dashboard_port(cluster)}"
+    return f"{head_service_name(cluster)}.{ns}.svc.{domain}:{_head_dashboard_port(cluster)}"
 
 
 class ServiceDNS:
@@ -784,7 +784,7 @@ class KubernetesProxy:
 
     def base_url(self, cluster: Mapping[str, Any], dashboard_url: str = "") -> str:
         ns, _ = _meta(cluster)
-        svc = _s(_obj(_obj(cluster.get("status")).get("head")).get("serviceName")) or _head_service_name(cluster)
+        svc = _s(_obj(_obj(cluster.get("status")).get("head")).get("serviceName")) or head_service_name(cluster)
         return f"{self.kube.host}/api/v1/namespaces/{ns}/services/{svc}:{C.DASHBOARD_PORT_NAME}/proxy"
 
     async def _headers(self) -> Mapping[str, str]:
@@ -1041,7 +1041,15 @@ async def fetch_head_service_url(
     from internal.client.resources import SERVICES
 
     ns, _ = _meta(cluster)
-    svc = await kube.get(SERVICES, _head_service_name(cluster), ns)
+    svc = await kube.get(SERVICES, head_service_name(cluster), ns)
+    return head_service_url(svc, port_name, env)
+
+
+def head_service_url(
+    svc: Mapping[str, Any], port_name: str = C.DASHBOARD_PORT_NAME, env: Mapping[str, str] | None = None
+) -> str:
+    """The address part of ``FetchHeadServiceURL`` for a head Service already read (e.g. from the
+    cache): ``<svc>.<ns>.svc.<domain>:<port of port_name>``."""
     port: int | None = None
     for p in _obj(svc.get("spec")).get("ports") or []:
         if _obj(p).get("name") == port_name:

@@ -206,3 +206,33 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("-4") == 0
     assert parse_retry_after("1.5") is None
     assert parse_retry_after(None) is None
+
+
+def test_each_resource_type_has_its_own_rate_limiter() -> None:
+    """controller-runtime builds one REST client (one token bucket) per GroupVersionKind: a burst of
+    pod writes does not hold back a RayJob status write."""
+    from internal.client.client import _limiter_key
+
+    c = Client(api_client(RestConfig(host="http://127.0.0.1:1"), 1), qps=1, burst=1)
+    assert _limiter_key("/api/v1/namespaces/ns/pods/p") == "v1/pods"
+    assert _limiter_key("/api/v1/namespaces/ns/pods") == "v1/pods"
+    assert _limiter_key("/apis/ray.io/v1/namespaces/ns/rayjobs/j/status") == "ray.io/v1/rayjobs"
+    assert _limiter_key("/api/v1/namespaces/ns") == "v1/namespaces"
+    assert _limiter_key("/apis/ray.io/v1/rayclusters?watch=true") == "ray.io/v1/rayclusters"
+    assert _limiter_key("/version") == ""
+    pods = c.limiter("/api/v1/namespaces/a/pods")
+    assert pods is c.limiter("/api/v1/namespaces/b/pods/x")  # namespaces share their type's bucket
+    assert pods is not c.limiter("/apis/ray.io/v1/namespaces/a/rayjobs/j/status")
+
+
+async def test_a_throttled_resource_type_does_not_delay_another(
+    fake: tuple[FakeApiserver, Client, CollectorRegistry],
+) -> None:
+    _srv, base, _registry = fake
+    c = Client(base.api, qps=2, burst=1, metrics=ClientMetrics.register(CollectorRegistry()))
+    other = Resource("", "v1", "secrets", "Secret", namespaced=True)
+    await c.get(CM, "a", "ns")  # the burst of configmaps is spent
+    slow = asyncio.create_task(c.get(CM, "a", "ns"))  # waits for the configmaps bucket
+    await c.get(other, "a", "ns")  # not behind it
+    assert not slow.done()
+    await slow
