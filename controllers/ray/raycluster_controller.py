@@ -31,7 +31,7 @@ from controllers.ray.common import pod as podb
 from controllers.ray.expectations import HEAD_GROUP, Action, ScaleExpectations
 from controllers.ray.metrics import RayClusterMetrics
 from controllers.ray.utils import constants as C
-from controllers.ray.utils import gojson
+from controllers.ray.utils import gojson, own_writes
 from controllers.ray.utils import util as U
 from controllers.ray.utils.batch import slow_start_batch
 from controllers.ray.utils.constants import EventReason as R
@@ -281,6 +281,7 @@ class RayClusterReconciler:
         self.metrics = metrics
         self.clock = clock
         self.expectations = ScaleExpectations(self._pod_cached)
+        self.own_writes = own_writes.OwnWrites()
 
     @property
     def _features(self) -> Mapping[str, bool]:
@@ -300,9 +301,13 @@ class RayClusterReconciler:
             cached = self.cache.get(res.RAYCLUSTERS, request.name, request.namespace)
         except NotFound:
             self.expectations.delete_cluster(request.namespace, request.name)
+            self.own_writes.forget(str(request))
             if self.metrics:
                 self.metrics.forget_cluster(request.name, request.namespace)
             return Result()
+        if self.own_writes.unseen(str(request), cached["metadata"].get("resourceVersion") or ""):
+            # Our last status write is not in the cache yet: this pass would redo it and conflict.
+            return Result(requeue_after=own_writes.RECHECK_SECONDS)
         cluster: Obj = thaw(cached)
         spec = cluster.setdefault("spec", {})
         managed_by = spec.get("managedBy")
@@ -1186,6 +1191,8 @@ class RayClusterReconciler:
         body["metadata"] = {k: v for k, v in cluster["metadata"].items() if k != "managedFields"}
         log.info("updateRayClusterStatus", extra={"old status": old, "new status": new})
         await self.client.update_status(res.RAYCLUSTERS, body)
+        meta = cluster["metadata"]
+        self.own_writes.wrote(f"{meta['namespace']}/{meta['name']}", meta.get("resourceVersion") or "")
         if self.metrics and condition_true(new, PROVISIONED) and not condition_true(old, PROVISIONED):
             self.metrics.observe_provisioned(cluster)
 

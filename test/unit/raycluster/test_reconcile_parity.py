@@ -340,7 +340,7 @@ async def test_missing_claim_name_pvc_is_a_warning_and_never_created() -> None:
 def test_controller_watches_the_pvcs_it_owns() -> None:
     rt = SimpleNamespace(
         client=None,
-        cache=None,
+        cache=SimpleNamespace(index_label=lambda res, key: None),
         recorder=lambda name: FakeRecorder(),
         config=SimpleNamespace(enableMetrics=False, reconcileConcurrency=1),
         registry=None,
