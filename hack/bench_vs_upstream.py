@@ -558,7 +558,7 @@ def stop_profile(spy: subprocess.Popen[bytes], folded: Path, top: int = 25) -> s
     incl: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0
-    for line in folded.read_text().splitlines():
+    for line in folded.read_text(errors="replace").splitlines():
         stack, _, n = line.rpartition(" ")
         if not n.isdigit():
             continue
