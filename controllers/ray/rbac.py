@@ -79,6 +79,10 @@ def _because(reason: str, permissions: Iterable[Permission]) -> tuple[Permission
 _AS_UPSTREAM = (
     "granted as upstream's role does; this operator does not use this verb (it reads from its cache or updates instead)"
 )
+_SERVICE_CACHE_MISS = (
+    "Services are read from the cache; a GET happens only when a Service created a moment ago is not in it "
+    "yet (the RayJob's head Service, a RayService Service whose create answered AlreadyExists)"
+)
 _FINALIZERS = (
     "owner references with blockOwnerDeletion need update on the owner's finalizers where the "
     "OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift); the test plane does not enable it"
@@ -118,7 +122,8 @@ RAYCLUSTER_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("", "pods", ("patch",), _AUTOSCALER_ROLE),
     _p("", "pods/status", _ALL, _AS_UPSTREAM),
     _p("", "pods/resize", ("patch",), _AUTOSCALER_ROLE),
-    _p("", "services", ("get", "list", "watch", "create", "update")),
+    _p("", "services", ("list", "watch", "create", "update")),
+    _p("", "services", ("get",), _AS_UPSTREAM),
     _p("", "services", ("delete", "patch"), _SERVICES_AS_UPSTREAM),
     _p("", "services/status", _STATUS, _AS_UPSTREAM),
     _p("", "secrets", ("list", "watch")),
@@ -162,7 +167,8 @@ RAYJOB_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("ray.io", "rayclusters", ("patch",), _AS_UPSTREAM),
     _p("", "pods", ("list", "watch")),
     _p("", "pods", ("get",), _AS_UPSTREAM),
-    _p("", "services", ("get", "list", "watch", "create", "update")),
+    _p("", "services", ("list", "watch", "create", "update")),
+    _p("", "services", ("get",), _SERVICE_CACHE_MISS),
     _p("", "services", ("delete", "patch"), _SERVICES_AS_UPSTREAM),
     _p("batch", "jobs", _JOBS_USED),
     _p("batch", "jobs", ("patch", "update"), _AS_UPSTREAM),
@@ -186,7 +192,8 @@ RAYSERVICE_PERMISSIONS: Final[tuple[Permission, ...]] = (
     _p("", "pods", ("list", "watch", "update")),
     _p("", "pods", ("get", "create", "patch", "delete"), _AS_UPSTREAM),
     _p("", "pods/status", _STATUS, _AS_UPSTREAM),
-    _p("", "services", ("get", "list", "watch", "create", "update", "delete")),
+    _p("", "services", ("list", "watch", "create", "update", "delete")),
+    _p("", "services", ("get",), _SERVICE_CACHE_MISS),
     _p("", "services", ("patch",), _SERVICES_AS_UPSTREAM),
     _p("", "services/status", _STATUS, _AS_UPSTREAM),
     _p("", "pods/proxy", ("get", "update", "patch"), _PROXY),
