@@ -37,7 +37,7 @@ from controllers.ray.utils import constants as C
 from controllers.ray.utils import dashboard as dash
 from controllers.ray.utils import util as U
 from controllers.ray.utils.constants import EventReason as R
-from internal.client import AlreadyExists, ApiError, Client, NotFound
+from internal.client import AlreadyExists, ApiError, Client, Conflict, NotFound
 from internal.client import resources as res
 from internal.controller import (
     Controller,
@@ -641,6 +641,8 @@ class RayJobReconciler:
             have["spec"]["selector"] = new_sel
             try:
                 await self.client.update(res.SERVICES, have)
+            except Conflict:
+                raise  # our cache is one write behind: retried with the fresh Service, not a failure to report
             except ApiError as e:
                 self.recorder.event(
                     job,
