@@ -15,6 +15,7 @@ from internal.client.errors import (
     Timeout,
     TooManyRequests,
     Unauthorized,
+    WatchStalled,
     is_conflict,
     is_not_found,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "Timeout",
     "TooManyRequests",
     "Unauthorized",
+    "WatchStalled",
     "api_client",
     "is_conflict",
     "is_not_found",

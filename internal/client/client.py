@@ -310,13 +310,16 @@ class Client:
         send_initial_events: bool = False,
         read_timeout: float = 90.0,
         connect_timeout: float = 10.0,
+        deadline: float | None = None,
     ) -> AsyncGenerator[Obj, None]:
         """Yield watch events ({"type", "object"}) as dicts until the server closes the stream.
 
         ``read_timeout`` is an inactivity timeout: a stream silent for that long (no event and no
-        bookmark) is treated as dead and raises Timeout, so a half-open connection cannot hang an
-        informer forever. An ERROR event is raised as the matching ApiError (410 → Gone).
-        Use with ``contextlib.aclosing`` so the connection is released when the caller stops."""
+        bookmark) is treated as dead and raises WatchStalled, so a half-open connection cannot hang an
+        informer forever. ``deadline`` bounds the whole stream: a watch asked to end after
+        ``timeout_seconds`` that is still open well past it is dead too (WatchStalled), which a quiet
+        resource would otherwise hide until ``read_timeout``. An ERROR event is raised as the matching
+        ApiError (410 → Gone). Use with ``contextlib.aclosing`` so the connection is released when the caller stops."""
         query: dict[str, str] = {"watch": "true"}
         if resource_version is not None:
             query["resourceVersion"] = resource_version
@@ -341,7 +344,7 @@ class Client:
                 params=query,
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(
-                    total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
+                    total=deadline, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
                 ),
                 **self.api.request_kwargs,
             ) as resp:
@@ -361,7 +364,9 @@ class Client:
                 if buf.strip():
                     yield _decode_event(buf)
         except TimeoutError as e:
-            raise errors.Timeout(f"watch {path}: silent for {read_timeout:.0f}s") from e
+            raise errors.WatchStalled(
+                f"watch {path}: silent for {read_timeout:.0f}s or open past its {deadline or 0:.0f}s deadline"
+            ) from e
         except aiohttp.ClientPayloadError:
             return  # the server cut the stream mid-chunk: a closed watch, resume from the last RV
         except aiohttp.ClientError as e:

@@ -102,6 +102,11 @@ class Timeout(ApiError):
     status = 504
 
 
+class WatchStalled(Timeout):
+    """Client side: a watch stream went silent (no event, no bookmark) or outlived the deadline the
+    server was asked to close it by. Its connection is presumed dead (half-open)."""
+
+
 _BY_STATUS: dict[int, type[ApiError]] = {
     c.status: c
     for c in (

@@ -1,6 +1,7 @@
 """The reflector: list, then watch from the list's resourceVersion, forever, with client-go's error
 handling (410 → relist, 429/connection refused → back off and re-watch from the same RV, clean close →
-re-watch at once) plus an inactivity timeout that restarts a watch gone silent."""
+re-watch at once) plus liveness: a watch gone silent, or still open past the time the server was asked
+to close it, is restarted."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from internal.client import Client, ConnectionFailed, Gone, Resource, Timeout, TooManyRequests
+from internal.client import Client, ConnectionFailed, Gone, Resource, Timeout, TooManyRequests, WatchStalled
 from internal.client.client import DEFAULT_PAGE_SIZE
 
 log = logging.getLogger("kuberay.informer")
@@ -21,7 +22,13 @@ log = logging.getLogger("kuberay.informer")
 Obj = dict[str, Any]
 Sleep = Callable[[float], Awaitable[None]]
 
-MIN_WATCH_TIMEOUT = 300  # seconds; each watch asks the server for a timeout in [min, 2·min)
+# Each watch asks the server to close it after a timeout in [min, 2·min) seconds, and is presumed dead
+# (a half-open connection: nothing closes it, nothing arrives) when still open DEADLINE_GRACE after
+# that. client-go asks for 5-10 min and finds dead connections with HTTP/2 pings (about 45 s); over
+# HTTP/1.1 the deadline is the ping: a cut watch is found in 30-70 s, not at the 90 s inactivity
+# timeout, for one cheap re-watch from the watch cache per informer every 30-60 s.
+MIN_WATCH_TIMEOUT = 30
+DEADLINE_GRACE = 10.0
 VERY_SHORT_WATCH = 1.0  # a watch that ends this fast with no events is an error, not a clean close
 
 
@@ -165,9 +172,9 @@ class Reflector:
             except (TooManyRequests, ConnectionFailed) as e:
                 log.info("reflector %s: watch failed (%s); retrying from RV %s", self.name, e, self.last_sync_rv)
                 await self._sleep(self.backoff.next())
-            except Timeout as e:
-                # No event and no bookmark for read_timeout: the stream is presumed dead (a half-open
-                # connection). Resume from the last RV; nothing was missed that a watch won't replay.
+            except WatchStalled as e:
+                # Silent for read_timeout, or open past its deadline: the stream is presumed dead (a
+                # half-open connection). Resume from the last RV; nothing was missed that a watch won't replay.
                 log.warning("reflector %s: %s; restarting the watch", self.name, e)
 
     async def _watch_once(self) -> None:
@@ -184,17 +191,19 @@ class Reflector:
             field_selector=self.field_selector,
             allow_bookmarks=True,
             read_timeout=self.read_timeout,
+            deadline=timeout + DEADLINE_GRACE,
         )
         try:
             async with contextlib.aclosing(stream):
                 async for ev in stream:
                     events += 1
                     self._handle(ev)
+        except WatchStalled:
+            raise
         except Timeout as e:
-            # A silent stream takes read_timeout to detect; a Timeout sooner with no event at all is the
-            # server answering 504 (e.g. "too large resource version"): back off and relist rather than
-            # re-watching in a tight loop.
-            if events == 0 and time.monotonic() - started < self.read_timeout:
+            # The server answering 504 (e.g. "too large resource version") before any event: back off
+            # and relist rather than re-watching in a tight loop.
+            if events == 0:
                 raise VeryShortWatchError(f"watch of {self.name} failed before any event: {e}") from e
             raise
         if events == 0 and time.monotonic() - started < VERY_SHORT_WATCH:

@@ -198,14 +198,21 @@ async def test_informer_survives_an_apiserver_restart(private_plane: Any) -> Non
         await c.close()
 
 
-async def test_a_silent_watch_is_detected_and_restarted(control_plane: Any, kclient: Client, namespace: str) -> None:
+@pytest.mark.parametrize("by", ["inactivity", "deadline"])
+async def test_a_silent_watch_is_detected_and_restarted(
+    control_plane: Any, kclient: Client, namespace: str, by: str
+) -> None:
+    """A watch connection cut silently (half-open) is restarted: by the inactivity timeout, or, on a
+    quiet resource before that, because it is still open past the time the server was asked to close it."""
     cfg = await load_configuration(str(control_plane.kubeconfig))
     host, port = cfg.host.removeprefix("https://").rsplit(":", 1)
     proxy = BlackholeProxy(host, int(port))
     await proxy.start()
     cfg.host = f"https://127.0.0.1:{proxy.port}"
     c = Client(api_client(cfg, 4))
-    inf = Informer(c, CONFIGMAPS, namespace=namespace, read_timeout=2.0)
+    inf = Informer(c, CONFIGMAPS, namespace=namespace, read_timeout=2.0 if by == "inactivity" else 90.0)
+    if by == "deadline":
+        inf.reflector.min_watch_timeout = 2  # the server closes each watch after 2-4 s; dead if open at 12-14 s
     try:
         async with running(inf):
             await inf.wait_for_sync(30)

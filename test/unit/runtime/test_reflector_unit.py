@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from internal.client import ConnectionFailed, Gone, Timeout, TooManyRequests
+from internal.client import ConnectionFailed, Gone, Timeout, TooManyRequests, WatchStalled
 from internal.client.resources import PODS
 from internal.informer import Backoff, DeletedFinalStateUnknown, HandlerFuncs, Informer, Reflector
 
@@ -196,21 +196,21 @@ async def test_first_request_is_list_rv0_limit500_then_watch_from_list_rv(refl_e
     assert w.verb == "watch"
     assert w.kw["resource_version"] == "100"
     assert w.kw["allow_bookmarks"] is True
-    assert 300 <= w.kw["timeout_seconds"] < 600
+    assert 30 <= w.kw["timeout_seconds"] < 60  # short: the deadline past it finds a cut connection
     assert r.last_sync_rv == "100"
     assert sleeper.delays == []
 
 
 @pytest.mark.parametrize("rand", [0.0, 0.5, 0.999999])
-async def test_watch_timeout_seconds_is_in_300_600(refl_env: ReflEnv, rand: float) -> None:
+async def test_watch_timeout_seconds_is_in_30_60(refl_env: ReflEnv, rand: float) -> None:
     client, r, _, _ = refl_env(rand=rand)
     client.lists.append(listing("1"))
     refl_env.start(r)
     await wait_until(lambda: len(client.of("watch")) == 1)
     t = client.of("watch")[0].kw["timeout_seconds"]
     assert isinstance(t, int)
-    assert 300 <= t < 600
-    assert t == int(300 * (1 + rand))
+    assert 30 <= t < 60
+    assert t == int(30 * (1 + rand))
 
 
 async def test_clean_close_rewatches_from_last_seen_rv_without_relist(refl_env: ReflEnv) -> None:
@@ -360,12 +360,29 @@ async def test_429_and_connection_refused_back_off_and_rewatch_same_rv(refl_env:
 async def test_silent_stream_timeout_rewatches_from_same_rv(refl_env: ReflEnv) -> None:
     client, r, _, sleeper = refl_env()
     client.lists.append(listing("10"))
-    client.watches.append([ev("ADDED", pod("a", "11")), Timeout("watch /api/v1/pods: silent for 90s")])
+    client.watches.append([ev("ADDED", pod("a", "11")), WatchStalled("watch /api/v1/pods: silent for 90s")])
     refl_env.start(r)
     await wait_until(lambda: len(client.of("watch")) == 2)
     assert client.verbs() == ["list", "watch", "watch"]
     assert client.of("watch")[1].kw["resource_version"] == "11"
     assert client.of("watch")[0].kw["read_timeout"] == 90.0
+    assert sleeper.delays == []
+
+
+async def test_each_watch_has_a_deadline_past_its_server_timeout(refl_env: ReflEnv) -> None:
+    """A half-open watch of a quiet resource is found by its deadline (the server was asked to close it
+    by then), not only by the 90 s inactivity timeout."""
+    client, r, _, sleeper = refl_env()
+    client.lists.append(listing("10"))
+    client.watches.append([WatchStalled("watch /api/v1/pods: open past its 40s deadline")])
+    refl_env.start(r)
+    await wait_until(lambda: len(client.of("watch")) == 2)
+    for w in client.of("watch"):
+        asked = w.kw["timeout_seconds"]
+        assert 30 <= asked < 60
+        assert w.kw["deadline"] == asked + 10
+    assert client.verbs() == ["list", "watch", "watch"]  # re-watched at once, from the same RV, no relist
+    assert client.of("watch")[1].kw["resource_version"] == "10"
     assert sleeper.delays == []
 
 
