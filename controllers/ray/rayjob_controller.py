@@ -344,27 +344,29 @@ class RayJobReconciler:
 
         mode = spec.get("submissionMode") or K8S_JOB
         finished_at: float | None = None
+        # The submitter finished and the Ray job has not been seen terminal for SUBMITTER_FINISHED_TIMEOUT.
+        # Upstream fails the RayJob at once; here Ray is asked first, so an operator that was down or cut
+        # off when the job ended reports what Ray says rather than a failure (found by the chaos tier).
+        submitter_timed_out = False
         if mode in (K8S_JOB, SIDECAR):
             should_update, finished_at = await self._check_submitter(job, cluster)
-            if (
-                finished_at is not None
-                and now >= finished_at + SUBMITTER_FINISHED_TIMEOUT
-                and (status.get("jobStatus") not in TERMINAL_JOB)
-            ):
-                status.update(
-                    jobStatus="FAILED",
-                    jobDeploymentStatus=FAILED,
-                    reason="JobDeploymentStatusTransitionGracePeriodExceeded",
-                    message=f"The RayJob submitter finished at {_fmt(finished_at)} but the ray job did not reach "
-                    f"terminal state within {SUBMITTER_FINISHED_TIMEOUT:.0f}s",
-                )
-                return None
             if should_update:
                 return None
+            submitter_timed_out = (
+                finished_at is not None
+                and now >= finished_at + SUBMITTER_FINISHED_TIMEOUT
+                and status.get("jobStatus") not in TERMINAL_JOB
+            )
 
+        # Past the submitter timeout, any failure to read the Ray job fails the RayJob, as upstream does.
+        unreadable: tuple[type[Exception], ...] = (dash.DashboardError, TimeoutError) if submitter_timed_out else ()
         client = await self._dashboard(cluster, status.get("dashboardURL") or "")
         try:
             info = await client.get_job_info(status["jobId"])
+        except unreadable:
+            assert finished_at is not None
+            self._submitter_finished_timeout(job, finished_at)
+            return None
         except dash.JobNotFound:
             if mode == HTTP:
                 try:
@@ -383,6 +385,10 @@ class RayJobReconciler:
         except (dash.DashboardError, TimeoutError) as e:
             log.info("RayJob %s: job status check failed: %s", job["metadata"]["name"], e)
             return None if self._first_check_failure(job) else Result(requeue_after=REQUEUE)
+        if submitter_timed_out and info.status not in TERMINAL_JOB:
+            assert finished_at is not None
+            self._submitter_finished_timeout(job, finished_at)
+            return None
         status.pop("jobStatusCheckFailureStartTime", None)
         terminal = info.status in TERMINAL_JOB and (mode not in (K8S_JOB, SIDECAR) or finished_at is not None)
         status["rayClusterStatus"] = cluster.get("status") or {}
@@ -401,6 +407,16 @@ class RayJobReconciler:
             else:
                 status.update(jobDeploymentStatus=COMPLETE, reason="")
         return None
+
+    @staticmethod
+    def _submitter_finished_timeout(job: Obj, finished_at: float) -> None:
+        job["status"].update(
+            jobStatus="FAILED",
+            jobDeploymentStatus=FAILED,
+            reason="JobDeploymentStatusTransitionGracePeriodExceeded",
+            message=f"The RayJob submitter finished at {_fmt(finished_at)} but the ray job did not reach "
+            f"terminal state within {SUBMITTER_FINISHED_TIMEOUT:.0f}s",
+        )
 
     def _first_check_failure(self, job: Obj) -> bool:
         """Record when status checks started failing; True the first time (the caller breaks, so the

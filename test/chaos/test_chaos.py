@@ -31,12 +31,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from support.endpointslices import endpoint_slices
 from support.fake_dashboard import FakeCluster, FakeDashboard
 from support.tcpproxy import BlackholeProxy
 from support.wait import eventually
 
 from internal.client import ApiError, Client, NotFound
-from internal.client.resources import CONFIGMAPS, JOBS, PODS, RAYCLUSTERS, RAYJOBS, SECRETS, SERVICES
+from internal.client.resources import CONFIGMAPS, JOBS, PODS, RAYCLUSTERS, RAYJOBS, RAYSERVICES, SECRETS, SERVICES
 from internal.controlplane.plane import free_port
 
 pytestmark = [pytest.mark.t2, pytest.mark.chaos]
@@ -51,7 +52,10 @@ class Profile:
     duration: float  # seconds of workload + faults
     http_jobs: int
     k8s_jobs: int
-    clusters: int  # standalone RayCluster lifecycles (created, scaled, suspended, deleted)
+    interactive_jobs: int  # the harness submits, as the user would, and sets spec.jobId
+    sidecar_jobs: int  # the harness plays the submitter container in the head pod
+    clusters: int  # standalone RayCluster lifecycles (created, scaled, suspended, Recreate-upgraded, deleted)
+    rayservices: int  # each created, upgraded (new cluster) and maybe given a new Serve config
     kill_every: tuple[float, float]  # seconds between operator SIGKILLs (uniform)
     apiserver_restarts: int
     etcd_restarts: int
@@ -64,7 +68,10 @@ PROFILES = {
         duration=120,
         http_jobs=10,
         k8s_jobs=4,
+        interactive_jobs=2,
+        sidecar_jobs=2,
         clusters=6,
+        rayservices=2,
         kill_every=(6, 14),
         apiserver_restarts=1,
         etcd_restarts=1,
@@ -75,7 +82,10 @@ PROFILES = {
         duration=900,
         http_jobs=80,
         k8s_jobs=30,
+        interactive_jobs=15,
+        sidecar_jobs=15,
         clusters=40,
+        rayservices=10,
         kill_every=(2, 6),
         apiserver_restarts=4,
         etcd_restarts=3,
@@ -107,6 +117,14 @@ def cluster_spec(workers: int) -> dict[str, Any]:
     }
 
 
+def serve_config(version: int) -> str:
+    """One application; a new version is a new user_config, which Ray applies in place."""
+    return (
+        "applications:\n- name: app1\n  route_prefix: /\n  import_path: hello:app\n"
+        f"  deployments:\n  - name: Hello\n    num_replicas: 1\n    user_config: {{version: {version}}}\n"
+    )
+
+
 @dataclass
 class Counts:
     kills: int = 0
@@ -126,6 +144,10 @@ class Counts:
     restart_403: int = 0  # requests refused while the restarted apiserver's RBAC cache was cold
     restart_403_reasons: dict[str, int] = field(default_factory=dict)
     jobs_by_end: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    services_not_ready: list[str] = field(default_factory=list)  # not Ready on the spec's cluster and config
+    service_cluster_excess: list[str] = field(default_factory=list)  # > active + pending, sampled
+    undercounted: list[str] = field(default_factory=list)  # ready RayCluster counting fewer pods than exist
+    upgrades: int = 0  # RayService cluster upgrades and Serve config changes, RayCluster Recreate upgrades
 
 
 class Operator:
@@ -200,11 +222,17 @@ class Chaos:
         self.desired: dict[str, list[tuple[float, int]]] = defaultdict(list)  # cluster -> (since, workers)
         self.terminal_seen: dict[str, str] = {}
         self.live_clusters: set[str] = set()
+        self.interactive_sent: set[str] = set()
+        self.scripted: set[str] = set()  # RayJob clusters whose fake head has its job lifecycle script
+        self.sidecar_done: set[tuple[str, str]] = set()  # (cluster, job id) whose submitter exited
+        self.serve_configs: dict[str, str] = {}  # RayService -> its latest serveConfigV2
+        self.side: list[asyncio.Task[None]] = []  # each RayService's later upgrade
 
     # ---- workload -----------------------------------------------------------------------------------
 
     async def jobs(self) -> None:
         kinds = ["HTTPMode"] * self.p.http_jobs + ["K8sJobMode"] * self.p.k8s_jobs
+        kinds += ["InteractiveMode"] * self.p.interactive_jobs + ["SidecarMode"] * self.p.sidecar_jobs
         self.rng.shuffle(kinds)
         gap = self.p.duration * 0.7 / max(1, len(kinds))
         for i, mode in enumerate(kinds):
@@ -239,16 +267,24 @@ class Chaos:
             workers = self.rng.randint(0, 3)
             self.desired[name].append((time.monotonic(), workers))
             self.live_clusters.add(name)
-            obj = {
+            obj: dict[str, Any] = {
                 "apiVersion": "ray.io/v1",
                 "kind": "RayCluster",
                 "metadata": {"name": name, "namespace": self.ns},
                 "spec": cluster_spec(workers),
             }
+            recreate = self.rng.random() < 0.4
+            if recreate:
+                obj["spec"]["upgradeStrategy"] = {"type": "Recreate"}
             await self._retry(self.c.create, RAYCLUSTERS, obj)
-            for _ in range(self.rng.randint(1, 3)):
+            for step in range(self.rng.randint(1, 3)):
                 await self._pause(self.rng.uniform(0.2, 0.5) * per)
-                if self.rng.random() < 0.3:
+                if recreate and step == 0:
+                    # A pod template change: every pod is deleted and created again from the new template.
+                    self.counts.upgrades += 1
+                    head = {"template": {"metadata": {"annotations": {"chaos/revision": str(step + 2)}}}}
+                    await self._patch_cluster(name, {"spec": {"headGroupSpec": head}}, workers)
+                elif self.rng.random() < 0.3:
                     await self._patch_cluster(name, {"spec": {"suspend": True}}, 0)
                     await self._pause(self.rng.uniform(2, 5))
                     workers = self.rng.randint(0, 3)
@@ -258,6 +294,40 @@ class Chaos:
                     await self._patch_cluster(name, {}, workers, scale=workers)
             await self._retry(self.c.delete, RAYCLUSTERS, name, self.ns)
             self.live_clusters.discard(name)
+
+    async def services(self) -> None:
+        """RayServices: each created, later upgraded (a rayClusterConfig change: a new cluster, traffic
+        switched when its applications run, the old one deleted), and half of them given a new Serve
+        config (applied in place). Deleted with everything else at the end."""
+        gap = self.p.duration * 0.5 / max(1, self.p.rayservices)
+        for i in range(self.p.rayservices):
+            if self.stop.is_set():
+                return
+            name = f"svc-{i:03d}"
+            self.serve_configs[name] = serve_config(1)
+            spec: dict[str, Any] = {"serveConfigV2": self.serve_configs[name], "rayClusterConfig": cluster_spec(1)}
+            spec["rayClusterConfig"]["workerGroupSpecs"][0]["maxReplicas"] = 1
+            obj = {"apiVersion": "ray.io/v1", "kind": "RayService", "metadata": {"name": name, "namespace": self.ns}}
+            await self._retry(self.c.create, RAYSERVICES, {**obj, "spec": spec})
+            self.side.append(asyncio.create_task(self._upgrade_later(name)))
+            await self._pause(self.rng.uniform(0.5, 1.5) * gap)
+
+    async def _upgrade_later(self, name: str) -> None:
+        await self._pause(self.rng.uniform(0.1, 0.3) * self.p.duration)
+        if self.stop.is_set():
+            return
+        self.counts.upgrades += 1
+        head = {"template": {"metadata": {"annotations": {"chaos/revision": "2"}}}}
+        await self._retry(
+            self.c.patch, RAYSERVICES, name, {"spec": {"rayClusterConfig": {"headGroupSpec": head}}}, self.ns
+        )
+        if self.rng.random() < 0.5:
+            await self._pause(self.rng.uniform(5, 20))
+            if self.stop.is_set():
+                return
+            self.counts.upgrades += 1
+            self.serve_configs[name] = serve_config(2)
+            await self._retry(self.c.patch, RAYSERVICES, name, {"spec": {"serveConfigV2": serve_config(2)}}, self.ns)
 
     async def _patch_cluster(self, name: str, patch: dict[str, Any], workers: int, scale: int | None = None) -> None:
         if scale is not None:
@@ -269,31 +339,84 @@ class Chaos:
         await self._retry(self.c.patch, RAYCLUSTERS, name, patch, self.ns)
 
     async def dashboards(self) -> None:
-        """Play the part of Ray: each RayJob's head gets a seeded lifecycle; K8sJobMode submitters'
-        jobs are added (nothing runs under kwok). Runs until the end of the test."""
+        """Play the part of Ray and of the user: each RayJob's head gets a seeded lifecycle; the jobs the
+        K8sJobMode and SidecarMode submitters would submit are added (nothing runs under kwok), and the
+        sidecar's exit written into the head pod's status once its job ends; InteractiveMode jobs are
+        submitted and their id set in the spec, as a user does. Every RayCluster gets a fake head (the
+        RayServices' Serve). Runs until the end of the test."""
         while True:
             try:
+                for rc in await _list(self.c, RAYCLUSTERS, self.ns):
+                    self.fake.cluster(rc["metadata"]["name"])
+                pods = await _list(self.c, PODS, self.ns)
                 for j in await _list(self.c, RAYJOBS, self.ns):
-                    name, st = j["metadata"]["name"], j.get("status") or {}
-                    rc = st.get("rayClusterName")
-                    if not rc:
-                        continue
-                    self.cluster_of_job[name].add(rc)
-                    new = rc not in self.fake.clusters
-                    fc = self.fake.cluster(rc)
-                    if new:
-                        end = "FAILED" if self.rng.random() < 0.2 else "SUCCEEDED"
-                        fc.set_default_script(("RUNNING", self.rng.uniform(0.5, 2)), (end, self.rng.uniform(2, 8)))
-                    jid = st.get("jobId")
-                    if self.mode.get(name) == "K8sJobMode" and jid and (rc, jid) not in self.k8s_seeded:
-                        with contextlib.suppress(NotFound):
-                            await self.c.get(JOBS, name, self.ns, timeout=10)  # the submitter exists
-                            fc.add_job(jid, status="RUNNING")
-                            fc.script(jid, ("SUCCEEDED", self.rng.uniform(1, 5)))
-                            self.k8s_seeded.add((rc, jid))
+                    await self._play_job(j, pods)
             except ApiError:
                 pass  # the apiserver is restarting: try again
             await asyncio.sleep(0.5)  # polling interval, not synchronisation
+
+    async def _play_job(self, j: dict[str, Any], pods: list[dict[str, Any]]) -> None:
+        name, st = j["metadata"]["name"], j.get("status") or {}
+        rc, mode = st.get("rayClusterName"), self.mode.get(name)
+        if not rc:
+            return
+        self.cluster_of_job[name].add(rc)
+        fc = self.fake.cluster(rc)
+        if rc not in self.scripted:
+            self.scripted.add(rc)
+            end = "FAILED" if self.rng.random() < 0.2 else "SUCCEEDED"
+            fc.set_default_script(("RUNNING", self.rng.uniform(0.5, 2)), (end, self.rng.uniform(2, 8)))
+        jid = st.get("jobId")
+        if mode == "InteractiveMode":
+            if st.get("jobDeploymentStatus") == "Waiting" and name not in self.interactive_sent:
+                own = f"{name}-by-hand"
+                if own not in fc.jobs:
+                    fc.add_job(own, status="RUNNING")
+                    fc.script(own, ("SUCCEEDED", self.rng.uniform(1, 5)))
+                await self.c.patch(RAYJOBS, name, {"spec": {"jobId": own}}, self.ns, timeout=10)
+                self.interactive_sent.add(name)
+            return
+        if mode not in ("K8sJobMode", "SidecarMode") or not jid:
+            return
+        head = next(
+            (
+                p
+                for p in pods
+                if (p["metadata"].get("labels") or {}).get("ray.io/cluster") == rc
+                and p["metadata"]["labels"].get("ray.io/node-type") == "head"
+                and not p["metadata"].get("deletionTimestamp")
+            ),
+            None,
+        )
+        if (rc, jid) not in self.k8s_seeded:
+            if mode == "K8sJobMode" and not await self._exists(JOBS, name):
+                return  # the submitter Job does not exist yet
+            if mode == "SidecarMode" and head is None:
+                return  # the head pod (and its submitter container) does not exist yet
+            if jid not in fc.jobs:
+                end = "FAILED" if mode == "SidecarMode" and self.rng.random() < 0.2 else "SUCCEEDED"
+                fc.add_job(jid, status="RUNNING")
+                fc.script(jid, (end, self.rng.uniform(1, 5)))
+            self.k8s_seeded.add((rc, jid))
+        if mode == "SidecarMode" and head is not None and (rc, jid) not in self.sidecar_done:
+            ray = fc.jobs.get(jid)
+            if ray is not None and ray.terminal:
+                await self._sidecar_exited(head)
+                self.sidecar_done.add((rc, jid))
+
+    async def _sidecar_exited(self, head: dict[str, Any]) -> None:
+        """Kubelet's part: the submitter container in the head pod exits 0 once its Ray job ended (`ray
+        job submit` follows the job to its end)."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        statuses = []
+        for cs in (head.get("status") or {}).get("containerStatuses") or ():
+            if cs.get("name") == "ray-job-submitter":
+                started = ((cs.get("state") or {}).get("running") or {}).get("startedAt", now)
+                term = {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": now}
+                cs = {**cs, "ready": False, "started": False, "state": {"terminated": term}}
+            statuses.append(cs)
+        patch = {"status": {"containerStatuses": statuses}}
+        await self.c.patch(PODS, head["metadata"]["name"], patch, self.ns, subresource="status", timeout=10)
 
     # ---- faults -------------------------------------------------------------------------------------
 
@@ -375,7 +498,7 @@ class Chaos:
             if not names or self.stop.is_set():
                 continue
             fc = self.fake.clusters[self.rng.choice(names)]
-            fault = self.rng.choice(["hang", "500", "submit500", "get404", "slow"])
+            fault = self.rng.choice(["hang", "500", "reset", "submit500", "get404", "slow"])
             self.counts.dashboard_faults[fault] += 1
             hold = self.rng.uniform(2, 8)
             if fault == "hang":
@@ -383,6 +506,9 @@ class Chaos:
                 asyncio.get_running_loop().call_later(hold, fc.heal)
             elif fault == "500":
                 fc.fail_all()
+                asyncio.get_running_loop().call_later(hold, fc.heal)
+            elif fault == "reset":
+                fc.reset()  # every connection aborted without an answer, as a head whose process died
                 asyncio.get_running_loop().call_later(hold, fc.heal)
             elif fault == "submit500":
                 fc.fail_next("submit", 500)
@@ -412,6 +538,14 @@ class Chaos:
         pods = [p for p in await _list(self.c, PODS, self.ns) if not p["metadata"].get("deletionTimestamp")]
         now = time.monotonic()
         self.counts.samples += 1
+        per_service: dict[str, list[str]] = defaultdict(list)
+        for cname, cobj in live.items():
+            for ref in cobj["metadata"].get("ownerReferences") or ():
+                if ref.get("kind") == "RayService":
+                    per_service[ref["name"]].append(cname)
+        for svc, rcs in per_service.items():
+            if len(rcs) > 2:  # an active and at most one pending cluster
+                self.counts.service_cluster_excess.append(f"{svc}: {sorted(rcs)}")
         for j in jobs:
             name, st = j["metadata"]["name"], (j.get("status") or {}).get("jobDeploymentStatus")
             if name in self.terminal_seen and st != self.terminal_seen[name]:
@@ -441,6 +575,75 @@ class Chaos:
                 self.counts.excess_pods.append(
                     f"{rc}/{kind}: {n} pods > {allowed} (spec suspend={spec.get('suspend')} replicas={replicas})"
                 )
+
+    async def service_problems(self) -> dict[str, str]:
+        """RayService -> why it is not yet what its spec asks: Ready, one cluster (no pending one left),
+        whose head template is the spec's, serving the spec's Serve config."""
+        clusters = {rc["metadata"]["name"]: rc for rc in await _list(self.c, RAYCLUSTERS, self.ns)}
+        out: dict[str, str] = {}
+        for svc in await _list(self.c, RAYSERVICES, self.ns):
+            name, st = svc["metadata"]["name"], svc.get("status") or {}
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or ())
+            active = (st.get("activeServiceStatus") or {}).get("rayClusterName") or ""
+            owned = sorted(
+                n
+                for n, rc in clusters.items()
+                if any(
+                    r.get("name") == name and r.get("kind") == "RayService"
+                    for r in rc["metadata"].get("ownerReferences") or ()
+                )
+            )
+            want_head = svc["spec"]["rayClusterConfig"]["headGroupSpec"].get("template", {}).get("metadata")
+            head = (
+                clusters[active]["spec"]["headGroupSpec"].get("template", {}).get("metadata")
+                if active in clusters
+                else None
+            )
+            fc = self.fake.clusters.get(active)
+            applied = fc.serve_configs[-1] if fc and fc.serve_configs else None
+            if not ready:
+                out[name] = "not Ready"
+            elif owned != [active]:
+                out[name] = f"clusters {owned}, active {active!r}"
+            elif (head or {}).get("annotations") != (want_head or {}).get("annotations"):
+                out[name] = f"active cluster {active} has an old head template"
+            elif applied != yaml.safe_load(self.serve_configs.get(name, "")):
+                out[name] = f"cluster {active} serves {applied}"
+        return out
+
+    async def undercounting_clusters(self) -> list[str]:
+        """Live RayClusters whose status is ready yet counts fewer ready workers than there are ready
+        worker pods, once the operator had time to catch up (60 s after the faults stopped)."""
+
+        async def check() -> list[str]:
+            pods = await _list(self.c, PODS, self.ns)
+            out = []
+            for rc in await _list(self.c, RAYCLUSTERS, self.ns):
+                st, name = rc.get("status") or {}, rc["metadata"]["name"]
+                if st.get("state") != "ready" or rc["metadata"].get("deletionTimestamp"):
+                    continue
+                ready_workers = sum(
+                    1
+                    for p in pods
+                    if (p["metadata"].get("labels") or {}).get("ray.io/cluster") == name
+                    and p["metadata"]["labels"].get("ray.io/node-type") == "worker"
+                    and not p["metadata"].get("deletionTimestamp")
+                    and any(
+                        c["type"] == "Ready" and c["status"] == "True"
+                        for c in (p.get("status") or {}).get("conditions") or ()
+                    )
+                )
+                if int(st.get("readyWorkerReplicas") or 0) < ready_workers:
+                    out.append(f"{name}: readyWorkerReplicas {st.get('readyWorkerReplicas')} < {ready_workers} pods")
+            return out
+
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(ApiError):
+                found = await check()
+                if not found or time.monotonic() > deadline:
+                    return found
+            await asyncio.sleep(1.0)  # polling interval
 
     # ---- helpers ------------------------------------------------------------------------------------
 
@@ -573,30 +776,35 @@ async def test_chaos(
         operator_proc.append(op)
         op.start()
         ch = Chaos(kclient, namespace, sim_cluster, fake, op, seed, p, proxy)
-        async with running(ch.dashboards(), ch.sampler(), ch.supervisor()):
+        async with running(ch.dashboards(), ch.sampler(), ch.supervisor(), endpoint_slices(kclient, namespace, True)):
             async with running(ch.kills(), ch.restarts(), ch.dashboard_faults()) as faults:
-                await asyncio.gather(ch.jobs(), ch.clusters())
+                await asyncio.gather(ch.jobs(), ch.clusters(), ch.services())
                 await ch._pause(max(0.0, p.duration - (time.monotonic() - started)))
                 ch.stop.set()
-                await asyncio.gather(*faults)  # the last restart and canary complete
+                await asyncio.gather(*faults, *ch.side)  # the last restart and canary complete
             for fc in fake.clusters.values():
                 fc.heal()
                 fc.delay = 0.0
 
-            # Every RayJob terminal (Complete or Failed) within the settle deadline.
+            # Every RayJob terminal (Complete or Failed), every RayService Ready on a cluster of its
+            # current spec with its current Serve config, within the settle deadline.
             deadline = time.monotonic() + p.settle
             states: dict[str, Any] = {}
             final: dict[str, dict[str, Any]] = {}
+            services: dict[str, str] = {}
             while time.monotonic() < deadline:
                 with contextlib.suppress(ApiError):
                     final = {
                         j["metadata"]["name"]: j.get("status") or {} for j in await _list(kclient, RAYJOBS, namespace)
                     }
                     states = {n: st.get("jobDeploymentStatus") for n, st in final.items()}
-                    if all(s in TERMINAL for s in states.values()):
+                    services = await ch.service_problems()
+                    if all(s in TERMINAL for s in states.values()) and not services:
                         break
                 await asyncio.sleep(1.0)
             ch.counts.stuck = [f"{n}: {s}" for n, s in states.items() if s not in TERMINAL]
+            ch.counts.services_not_ready = [f"{n}: {why}" for n, why in services.items()]
+            ch.counts.undercounted = await ch.undercounting_clusters()
             # The RayJob reports what Ray said: its jobStatus is its Ray job's terminal status.
             for n, st in final.items():
                 head = fake.clusters.get(st.get("rayClusterName") or "")
@@ -619,15 +827,15 @@ async def test_chaos(
                 ch.counts.refused_resubmissions += max(0, submits - accepted)
 
             # Delete everything; then nothing the operator made may be left without a live owner.
-            for res in (RAYJOBS, RAYCLUSTERS):
+            for res in (RAYSERVICES, RAYJOBS, RAYCLUSTERS):
                 for o in await _list(kclient, res, namespace):
                     with contextlib.suppress(NotFound):
                         await kclient.delete(res, o["metadata"]["name"], namespace)
 
             async def all_gone() -> bool:
-                return not (await _list(kclient, RAYJOBS, namespace) or await _list(kclient, RAYCLUSTERS, namespace))
+                return not any([await _list(kclient, r, namespace) for r in (RAYSERVICES, RAYJOBS, RAYCLUSTERS)])
 
-            await eventually(all_gone, 120, "every RayJob and RayCluster deleted (finalizers removed)")
+            await eventually(all_gone, 120, "every RayService, RayJob and RayCluster deleted (finalizers removed)")
             with contextlib.suppress(AssertionError, TimeoutError):
                 await eventually(lambda: _orphans(kclient, namespace, want_none=True), 90, "dependents collected")
             ch.counts.orphans = await _orphans(kclient, namespace)
@@ -637,7 +845,7 @@ async def test_chaos(
         (logs / "invariants.json").write_text(json.dumps(_as_json(ch.counts), indent=2, default=list))
     c = ch.counts
     bad = c.duplicate_submissions or c.stuck or c.orphans or c.excess_pods or c.regressions or c.not_recovered
-    bad = bad or c.wrong_outcome
+    bad = bad or c.wrong_outcome or c.services_not_ready or c.service_cluster_excess or c.undercounted
     assert not bad, table
 
 
@@ -649,7 +857,7 @@ async def _orphans(c: Client, ns: str, want_none: bool = False) -> Any:
             meta = o["metadata"]
             labels = meta.get("labels") or {}
             owners = [r["kind"] for r in meta.get("ownerReferences") or ()]
-            if any(k.startswith("ray.io/") for k in labels) or {"RayCluster", "RayJob"} & set(owners):
+            if any(k.startswith("ray.io/") for k in labels) or {"RayCluster", "RayJob", "RayService"} & set(owners):
                 out.append(f"{res.kind}/{meta['name']}")
     return (not out) if want_none else out
 
@@ -669,6 +877,9 @@ def _table(c: Counts, seed: int, profile: str, elapsed: float, incarnations: int
         ("terminal RayJob regressions", len(c.regressions)),
         ("restarts not recovered in 120 s", len(c.not_recovered)),
         ("RayJobs whose jobStatus is not their Ray job's", len(c.wrong_outcome)),
+        ("RayServices not Ready on their spec's cluster and Serve config", len(c.services_not_ready)),
+        ("RayService clusters beyond active + pending (sampled)", len(c.service_cluster_excess)),
+        ("ready RayClusters counting fewer pods than exist", len(c.undercounted)),
     ]
     lines = [
         f"chaos invariants  seed={seed} profile={profile}  {elapsed:.0f}s, {c.samples} samples",
@@ -677,7 +888,7 @@ def _table(c: Counts, seed: int, profile: str, elapsed: float, incarnations: int
         f"  recovery after restart: {rec}; refused by its cold RBAC cache: {c.restart_403}",
         *(f"    {n} x {why}" for why, n in c.restart_403_reasons.items()),
         f"  operator exits by itself (exit code: count; restarted as kubelet would): {dict(c.self_exits) or 0}",
-        f"  RayJobs by end state: {dict(c.jobs_by_end)}",
+        f"  RayJobs by end state: {dict(c.jobs_by_end)}; upgrades (RayService, Serve config, Recreate): {c.upgrades}",
         f"  extra submit POSTs (after injected 500s or crashes; Ray refuses a known id): {c.refused_resubmissions}",
         "  | invariant | count |",
         "  |---|---|",
@@ -690,6 +901,9 @@ def _table(c: Counts, seed: int, profile: str, elapsed: float, incarnations: int
         ("regressions", c.regressions),
         ("not recovered", c.not_recovered),
         ("wrong outcome", c.wrong_outcome),
+        ("services", c.services_not_ready),
+        ("service clusters", c.service_cluster_excess),
+        ("undercounted", c.undercounted),
     ):
         if items:
             lines.append(f"  {what}: {items[:10]}")

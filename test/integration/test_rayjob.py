@@ -5,16 +5,19 @@ submission mode, and healthy jobs progressing while other heads are black-holed.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import copy
 import io
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
 import yaml
+from support.fake_dashboard import FakeDashboard
 from support.rayjob_operator import operator_with_fake
 from support.wait import events_for, eventually, wait_events
 
@@ -364,6 +367,40 @@ async def test_sidecar_mode_puts_the_submitter_in_the_head_pod(
         names = [c["name"] for c in pod["spec"]["containers"]]
         assert "ray-job-submitter" in names and pod["spec"]["restartPolicy"] == "Never"
         assert await _get_or_none(kclient, JOBS, "side", namespace) is None  # no submitter Job in this mode
+
+
+async def test_a_ray_job_that_ended_while_the_operator_was_away_is_reported_as_ray_says(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    """Found by the chaos tier: the operator was cut off when the Ray job succeeded and its submitter
+    Job completed, and came back more than 30 s later. Upstream fails such a RayJob at once (submitter
+    finished, Ray job not seen terminal in 30 s); here Ray is asked first and the RayJob is Complete."""
+    async with FakeDashboard() as fake:
+        async with operator_with_fake(sim_cluster, fake=fake):
+            await kclient.create(RAYJOBS, rayjob("away", namespace, submissionMode="K8sJobMode"))
+            st = await wait_state(kclient, namespace, "away", "Running")
+            fake.cluster(st["rayClusterName"]).add_job(st["jobId"], status="RUNNING")
+
+            async def seen_running() -> bool:
+                return (await job_status(kclient, namespace, "away")).get("jobStatus") == "RUNNING"
+
+            await eventually(seen_running, 60, "the operator to see the Ray job RUNNING")
+        # The operator is gone; Ray finishes the job and the submitter Job completes (kwok).
+        fake.cluster(st["rayClusterName"]).finish(st["jobId"])
+
+        async def submitter_done_long_ago() -> bool:
+            job = await _get_or_none(kclient, JOBS, "away", namespace)
+            done = [c for c in ((job or {}).get("status") or {}).get("conditions") or () if c["type"] == "Complete"]
+            return (
+                bool(done)
+                and time.time() - calendar.timegm(time.strptime(done[0]["lastTransitionTime"], "%Y-%m-%dT%H:%M:%SZ"))
+                > 32
+            )
+
+        await eventually(submitter_done_long_ago, 120, "the submitter Job to have completed over 30 s ago")
+        async with operator_with_fake(sim_cluster, fake=fake):
+            st = await wait_state(kclient, namespace, "away", "Complete")
+        assert st["jobStatus"] == "SUCCEEDED" and not st.get("reason")
 
 
 async def test_status_checks_failing_past_the_timeout_fail_the_job(

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import pytest
 import yaml
+from support.endpointslices import endpoint_slices
 from support.fake_dashboard import FakeDashboard
 from support.fake_serve import ServeTiming
 from support.operator import running_operator
@@ -28,7 +29,7 @@ from support.wait import events_for, eventually, gone, wait_events
 from controllers.ray import raycluster_controller, rayservice_controller
 from controllers.ray.utils.dashboard import DashboardClientFactory, Loopback, LoopbackProxyAddress
 from internal.app import Runtime
-from internal.client import AlreadyExists, Client, Conflict, NotFound, Resource
+from internal.client import Client, Conflict, NotFound, Resource
 from internal.client.resources import ENDPOINTSLICES, PODS, RAYCLUSTERS, RAYSERVICES, SERVICES
 
 pytestmark = pytest.mark.t2
@@ -158,78 +159,6 @@ async def operator_with_heads(
             with contextlib.suppress(asyncio.CancelledError):
                 await mirror
             await factory.close()
-
-
-async def endpoint_slices(c: Client, ns: str) -> None:
-    """Play the EndpointSlice controller for RayService Services in ``ns``: one slice per Service with
-    the ready Pods its selector matches."""
-    while True:
-        try:
-            services = (await c.list(SERVICES, ns, label_selector="ray.io/originated-from-crd=RayService"))["items"]
-            pods = (await c.list(PODS, ns))["items"]
-            for svc in services:
-                await _publish(c, ns, svc, pods)
-        except NotFound:
-            pass
-        await asyncio.sleep(0.2)
-
-
-async def _publish(c: Client, ns: str, svc: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> None:
-    selector = (svc.get("spec") or {}).get("selector") or {}
-    endpoints = []
-    for p in pods:
-        labels = p["metadata"].get("labels") or {}
-        if p["metadata"].get("deletionTimestamp") or any(labels.get(k) != v for k, v in selector.items()):
-            continue
-        ip = (p.get("status") or {}).get("podIP") or ""
-        ready = any(
-            x["type"] == "Ready" and x["status"] == "True" for x in (p.get("status") or {}).get("conditions") or ()
-        )
-        if not ip:
-            continue
-        endpoints.append(
-            {
-                "addresses": ["10." + ".".join(ip.split(".")[1:])],  # loopback pod IPs are refused here
-                "conditions": {"ready": ready},
-                "targetRef": {
-                    "kind": "Pod",
-                    "name": p["metadata"]["name"],
-                    "namespace": ns,
-                    "uid": p["metadata"]["uid"],
-                },
-            }
-        )
-    name = svc["metadata"]["name"]
-    body = {
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": f"{name}-sim",
-            "namespace": ns,
-            "labels": {"kubernetes.io/service-name": name},
-            "ownerReferences": [
-                {"apiVersion": "v1", "kind": "Service", "name": name, "uid": svc["metadata"]["uid"], "controller": True}
-            ],
-        },
-        "addressType": "IPv4",
-        "endpoints": endpoints,
-        "ports": [
-            {"name": p.get("name"), "port": p["port"], "protocol": "TCP"} for p in svc["spec"].get("ports") or ()
-        ],
-    }
-    try:
-        old = await c.get(ENDPOINTSLICES, f"{name}-sim", ns)
-    except NotFound:
-        with contextlib.suppress(AlreadyExists, NotFound):
-            await c.create(ENDPOINTSLICES, body, ns)
-        return
-    if old.get("endpoints") != endpoints or old["metadata"]["ownerReferences"][0]["uid"] != svc["metadata"]["uid"]:
-        body["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-        with contextlib.suppress(NotFound):
-            if old["metadata"]["ownerReferences"][0]["uid"] != svc["metadata"]["uid"]:
-                await c.delete(ENDPOINTSLICES, f"{name}-sim", ns)
-            else:
-                await c.update(ENDPOINTSLICES, body)
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------

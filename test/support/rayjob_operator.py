@@ -16,10 +16,15 @@ from support.operator import running_operator
 
 @contextlib.asynccontextmanager
 async def operator_with_fake(
-    plane: Any, env: Mapping[str, str] | None = None, concurrency: int = 4
+    plane: Any, env: Mapping[str, str] | None = None, concurrency: int = 4, fake: FakeDashboard | None = None
 ) -> AsyncIterator[tuple[Runtime, FakeDashboard]]:
-    async with FakeDashboard() as fake:
-        factory = DashboardClientFactory(Loopback(lambda cluster: fake.cluster(cluster["metadata"]["name"]).base_url))
+    """The RayCluster and RayJob controllers with Ray dashboards played by a fake: its own, or ``fake``
+    (kept across operator runs, as Ray keeps running while the operator is away)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if fake is None:
+            fake = await stack.enter_async_context(FakeDashboard())
+        heads = fake
+        factory = DashboardClientFactory(Loopback(lambda cluster: heads.cluster(cluster["metadata"]["name"]).base_url))
         opts = rayjob_controller.RayJobOptions(env=dict(env or {}))
 
         def rayjob_setup(rt: Runtime) -> list[Any]:
@@ -30,6 +35,6 @@ async def operator_with_fake(
             async with running_operator(
                 plane, [raycluster_controller.setup, rayjob_setup], concurrency=concurrency
             ) as rt:
-                yield rt, fake
+                yield rt, heads
         finally:
             await factory.close()
