@@ -19,6 +19,7 @@ from internal.controller import Controller, ControllerMetrics
 from internal.events.recorder import EventRecorder, dropped_counter
 from internal.features import FeatureGates
 from internal.informer import ByObject, Cache, CacheOptions
+from internal.leaderelection import LeaderElector, default_identity
 from internal.manager import Manager, ManagerOptions
 from internal.metrics import new_registry
 from internal.workqueue import PrometheusMetricsProvider
@@ -82,19 +83,22 @@ async def build(opts: Options) -> Runtime:
     registry = new_registry()
     kube_cfg = await load_configuration(opts.kubeconfig)
     client_metrics = ClientMetrics.register(registry)
+    # The leader-election identity in the User-Agent: an audit log names which replica sent each request.
+    identity = default_identity()
+    agent = f"kuberay-operator/py ({identity})"
     client = Client(
         api_client(kube_cfg, pool_size=64),
         qps=cfg.qps,
         burst=cfg.burst,
         metrics=client_metrics,
-        user_agent="kuberay-operator/py",
+        user_agent=agent,
     )
     event_client = Client(
         api_client(kube_cfg, pool_size=8),
         qps=cfg.qps,
         burst=cfg.burst,
         metrics=client_metrics,
-        user_agent="kuberay-operator/py",
+        user_agent=agent,
     )
     # Watches hold their connection for their whole life: give them a pool of their own so they can
     # never starve reconcile traffic.
@@ -108,9 +112,13 @@ async def build(opts: Options) -> Runtime:
     )
     elector = None
     if cfg.enableLeaderElection:
-        from internal.leaderelection import LeaderElector
-
-        elector = LeaderElector(client, opts.leader_election_namespace, LEADER_ELECTION_ID, registry=registry)
+        # The Lease has a client of its own (as client-go's leader election): the write fence below
+        # must never hold back the renewals that keep it open.
+        lease_client = Client(api_client(kube_cfg, pool_size=2), qps=cfg.qps, burst=cfg.burst, user_agent=agent)
+        elector = LeaderElector(
+            lease_client, opts.leader_election_namespace, LEADER_ELECTION_ID, identity=identity, registry=registry
+        )
+        client.write_fence = event_client.write_fence = elector.may_write
     manager = Manager(
         cache,
         registry,
@@ -133,6 +141,8 @@ async def build(opts: Options) -> Runtime:
         registry=registry,
         event_client=event_client,
     )
+    if elector is not None:
+        rt.on_close(lease_client.close)
     for setup in opts.setups:
         for c in setup(rt):
             manager.add_controller(c)

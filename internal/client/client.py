@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -31,6 +32,8 @@ _PATCH_CONTENT_TYPES: dict[str, str] = {
     "strategic": "application/strategic-merge-patch+json",
     "apply": "application/apply-patch+yaml",
 }
+log = logging.getLogger("kuberay.client")
+
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_PAGE_SIZE = 500
 _JSON = "application/json"
@@ -46,6 +49,9 @@ class ConnectionFailed(errors.ApiError):
 # whose connection was reset. It does not cap the server's Retry-After; we cap it so one answer cannot
 # park a reconcile worker for longer than a call's default timeout.
 MAX_RETRIES = 10
+# A request the API server left unanswered this long (whole seconds, not a short caller timeout that a
+# busy server may overrun) means its connection is dead: the pool is dropped (Connection.reset).
+POOL_RESET_AFTER = DEFAULT_TIMEOUT
 MAX_RETRY_WAIT = DEFAULT_TIMEOUT
 _RESET_RETRY_WAIT = 1.0
 
@@ -118,6 +124,9 @@ class Client:
         self.metrics = metrics
         self.tracer = tracer or trace.get_tracer("kuberay-py.client")
         self.user_agent = user_agent
+        # Set by leader election: False once this replica may no longer write (its lease lapsed or
+        # was lost). Checked right before each write is sent, never for reads.
+        self.write_fence: Callable[[], bool] | None = None
 
     def limiter(self, path: str) -> TokenBucket:
         """The token bucket of the resource type ``path`` addresses."""
@@ -201,6 +210,8 @@ class Client:
         if self.metrics:
             self.metrics.rate_limiter.labels(verb, self._host_label).observe(waited)
         headers = await self._headers(content_type if data is not None else None)
+        if method != "GET" and self.write_fence is not None and not self.write_fence():
+            raise errors.NotLeader(f"{method} {path}: not sent, this replica no longer holds the leader lease")
         start = time.monotonic()
         code = "<error>"
         try:
@@ -220,6 +231,9 @@ class Client:
                     raise errors.from_response(resp.status, raw, resp.headers.get("Retry-After"))
                 return orjson.loads(raw) if raw else None
         except TimeoutError as e:
+            if deadline - start >= POOL_RESET_AFTER:
+                log.warning("%s %s: no answer within %.0fs; dropping every pooled connection", method, path, t)
+                self.api.reset()
             raise errors.Timeout(f"{method} {path}: no answer within {t:.0f}s") from e
         except aiohttp.ClientError as e:
             failed = ConnectionFailed(f"{method} {path}: {e}")

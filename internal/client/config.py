@@ -8,6 +8,7 @@ imported then, for its credentials."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import os
@@ -241,6 +242,7 @@ class Connection:
         self.configuration = configuration
         self.pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         #: per-request arguments: the kubeconfig's tls-server-name (the name TLS checks) and proxy-url
         self.request_kwargs: dict[str, Any] = {}
         if configuration.tls_server_name:
@@ -255,6 +257,18 @@ class Connection:
             self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
+    def reset(self) -> None:
+        """Drop every pooled connection: one stayed silent for a whole request timeout, so the path to
+        the API server has presumably lost them all (a load balancer that forgot its connections, a
+        half-open socket). New requests open fresh connections; requests still in flight on the old
+        ones fail, and their callers retry. client-go's analogue: HTTP/2 closes its one connection,
+        every stream with it, when a ping goes unanswered."""
+        old, self._session = self._session, None
+        if old is not None and not old.closed:
+            task = asyncio.get_running_loop().create_task(old.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
     async def auth_headers(self) -> dict[str, str]:
         return await self.configuration.auth_headers()
 
@@ -263,6 +277,9 @@ class Connection:
             with contextlib.suppress(Exception):
                 await self._session.close()
             self._session = None
+        for task in list(self._closing):
+            with contextlib.suppress(Exception):
+                await task
 
 
 def api_client(cfg: RestConfig, pool_size: int) -> Connection:

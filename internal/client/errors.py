@@ -102,6 +102,11 @@ class Timeout(ApiError):
     status = 504
 
 
+class NotLeader(ApiError):
+    """Client side: a write refused before it was sent, because this replica no longer holds a valid
+    leader lease (another may hold it already). Never reaches the API server."""
+
+
 class WatchStalled(Timeout):
     """Client side: a watch stream went silent (no event, no bookmark) or outlived the deadline the
     server was asked to close it by. Its connection is presumed dead (half-open)."""

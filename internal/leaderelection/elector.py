@@ -4,7 +4,13 @@ Expiry is judged only by this process's monotonic clock: the time at which it la
 record change plus the record's own ``leaseDurationSeconds``. Server timestamps (``renewTime``)
 are written for humans and other tools and never compared with the local clock, so the scheme
 tolerates any clock offset between replicas (not a difference in clock rate beyond
-lease_duration / renew_deadline). As upstream, this provides no fencing.
+lease_duration / renew_deadline).
+
+Unlike upstream, a replica that led fences its own writes (``may_write``, installed on its clients as
+``Client.write_fence``): none is sent once its last successful renewal was sent renew_deadline ago,
+so a leader stopped past its lease (SIGSTOP, a paused VM) and then resumed cannot write while a new
+leader acts, in the time before it notices the loss. The residual window is the few instructions
+between the check and the bytes leaving the socket.
 """
 
 from __future__ import annotations
@@ -202,6 +208,8 @@ class LeaderElector:
         self._observed_time = 0.0  # local monotonic time the observed record was last seen to change
         self._reported_leader = ""
         self._leading = False
+        self._led = False  # has ever led: from then on writes need a valid lease (may_write)
+        self._valid_until = 0.0  # local monotonic time until which this replica's lease is surely its own
         self.slowpath_count = 0  # leader_election_slowpath_total: defined upstream, not registered
 
         self._gauge = master_status_gauge(registry).labels(name=name)
@@ -226,6 +234,15 @@ class LeaderElector:
     def leader(self) -> str:
         """The holder according to the last observed record ("" if none)."""
         return self._observed.holder_identity
+
+    def may_write(self) -> bool:
+        """The write fence: True before this replica ever led (start-up work), then only while it leads
+        and its last successful renewal was *sent* less than renew_deadline ago. A standby takes over
+        lease_duration after it saw that renewal, so a write passing the fence cannot overlap a new
+        leader's, even if this process was stopped (SIGSTOP, a frozen VM) and has just resumed."""
+        if not self._led:
+            return True
+        return self._leading and self._clock() < self._valid_until
 
     def _holds_observed(self) -> bool:
         # client-go's IsLeader(): the last observed record names this process.
@@ -296,6 +313,7 @@ class LeaderElector:
         """One attempt to acquire or renew; True if this process holds the lease afterwards.
 
         ``remaining`` bounds each request's timeout (the rest of the renew deadline)."""
+        sent = self._clock()  # a success makes the lease surely ours until sent + renew_deadline
         ts = self._now_micro()
         desired = LeaderElectionRecord(
             holder_identity=self.identity,
@@ -316,6 +334,7 @@ class LeaderElector:
                 log.info("optimistic renewal of lease %s/%s failed (%s); slow path", self.namespace, self.name, e)
             else:
                 self._set_observed(fast)
+                self._valid_until = sent + self.config.renew_deadline
                 return True
 
         # 2. Get or create.
@@ -328,6 +347,7 @@ class LeaderElector:
                 log.warning("creating lease %s/%s failed: %s", self.namespace, self.name, e)
                 return False
             self._set_observed(desired)
+            self._valid_until = sent + self.config.renew_deadline
             return True
         except errors.ApiError as e:
             log.warning("reading lease %s/%s failed: %s", self.namespace, self.name, e)
@@ -358,6 +378,7 @@ class LeaderElector:
             log.info("updating lease %s/%s failed: %s", self.namespace, self.name, e)
             return False
         self._set_observed(desired)
+        self._valid_until = sent + self.config.renew_deadline
         return True
 
     async def _attempt(self, remaining: float | None) -> bool:
@@ -395,7 +416,7 @@ class LeaderElector:
             if await self._attempt(None):
                 break
             await self._sleep(self.jittered_retry_period())
-        self._leading = True
+        self._leading = self._led = True
         self._gauge.set(1)
         log.info("successfully acquired lease %s/%s", self.namespace, self.name)
         self._record_event("became leader")

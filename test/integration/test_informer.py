@@ -1,5 +1,6 @@
 """Informers and the shared cache against a real API server: they end with exactly the server's state
-through live changes, an API server restart, a forced 410 and a watch that goes silent."""
+through live changes, an API server restart, a forced 410 and a watch that goes silent; and the client
+drops a pool whose connections went silent."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 from support.tcpproxy import BlackholeProxy
 from support.wait import eventually
 
-from internal.client import Client, Gone, NotFound, api_client, load_configuration
+import internal.client.client as client_mod
+from internal.client import Client, Gone, NotFound, Timeout, api_client, load_configuration
 from internal.client.resources import CONFIGMAPS, PODS
 from internal.informer import ByObject, Cache, CacheOptions, DeletedFinalStateUnknown, HandlerFuncs, Informer
 
@@ -223,6 +225,34 @@ async def test_a_silent_watch_is_detected_and_restarted(
                 lambda: "while-silent" in cache_state(inf), 30, "the change made during the silence to arrive"
             )
             assert inf.reflector.watches > watches
+    finally:
+        await c.close()
+        await proxy.stop()
+
+
+async def test_a_request_left_unanswered_drops_the_whole_pool(
+    control_plane: Any, kclient: Client, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path to kube-apiserver silently loses every open connection (half-open, as a load balancer
+    that forgot them). The first request on one waits its whole timeout; then the client drops its pool,
+    so the next requests open new connections and succeed instead of each waiting out a dead one."""
+    monkeypatch.setattr(client_mod, "POOL_RESET_AFTER", 2.5)  # the default is the 30 s request timeout
+    await cm(kclient, namespace, "x")
+    cfg = await load_configuration(str(control_plane.kubeconfig))
+    host, port = cfg.host.removeprefix("https://").rsplit(":", 1)
+    proxy = BlackholeProxy(host, int(port))
+    await proxy.start()
+    cfg.host = f"https://127.0.0.1:{proxy.port}"
+    c = Client(api_client(cfg, 8))
+    try:
+        # Several requests at once: several kept-alive connections in the pool.
+        await asyncio.gather(*(c.get(CONFIGMAPS, "x", namespace) for _ in range(6)))
+        assert proxy.connections >= 2
+        proxy.blackhole_existing()
+        with pytest.raises(Timeout):
+            await c.get(CONFIGMAPS, "x", namespace, timeout=3.0)
+        for _ in range(6):  # each would have picked a dead connection and timed out, pool not dropped
+            assert (await c.get(CONFIGMAPS, "x", namespace, timeout=3.0))["metadata"]["name"] == "x"
     finally:
         await c.close()
         await proxy.stop()

@@ -16,7 +16,16 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 import internal.client.client as client_mod
-from internal.client import Client, ClientMetrics, ConnectionFailed, Resource, ServerError, TooManyRequests, api_client
+from internal.client import (
+    Client,
+    ClientMetrics,
+    ConnectionFailed,
+    NotLeader,
+    Resource,
+    ServerError,
+    TooManyRequests,
+    api_client,
+)
 from internal.client.config import RestConfig
 from internal.client.errors import parse_retry_after
 
@@ -236,3 +245,23 @@ async def test_a_throttled_resource_type_does_not_delay_another(
     await c.get(other, "a", "ns")  # not behind it
     assert not slow.done()
     await slow
+
+
+async def test_a_closed_write_fence_keeps_writes_from_the_wire_but_not_reads(
+    fake: tuple[FakeApiserver, Client, CollectorRegistry],
+) -> None:
+    """Leader election's fence (``Client.write_fence``): once this replica's lease may have lapsed, no
+    create, update, patch or delete leaves the process; reads still do."""
+    srv, client, _ = fake
+    open_ = [True]
+    client.write_fence = lambda: open_[0]
+    await client.create(CM, OK, "ns")
+    open_[0] = False
+    with pytest.raises(NotLeader):
+        await client.create(CM, OK, "ns")
+    with pytest.raises(NotLeader):
+        await client.patch(CM, "a", {"data": {"k": "v"}}, "ns")
+    with pytest.raises(NotLeader):
+        await client.delete(CM, "a", "ns")
+    assert await client.get(CM, "a", "ns") == OK
+    assert [m for _, m, _ in srv.arrivals] == ["POST", "GET"]

@@ -411,6 +411,33 @@ async def test_health_check_reports_a_leader_that_stopped_observing_its_renewals
     assert le.check(6.0) is None
 
 
+async def test_write_fence_closes_renew_deadline_after_the_last_renewal_was_sent(
+    store: FakeLeases, clock: FakeTime
+) -> None:
+    """A leader stopped (SIGSTOP) past its lease and resumed must not write before it notices the loss:
+    its fence closes renew_deadline (10 s) after its last successful renewal was sent, 5 s before a
+    standby may take over (lease_duration, 15 s, after it saw that renewal)."""
+    le = elector(store, clock)
+    assert le.may_write()  # never led: start-up work may write
+    await le.acquire()
+    assert le.may_write()
+    clock.advance(9.9)
+    assert le.may_write()
+    clock.advance(0.2)  # 10.1 s since the acquiring request was sent, no renewal since: frozen
+    assert not le.may_write()
+    assert await le.try_acquire_or_renew()  # a renewal reopens it for another renew_deadline
+    assert le.may_write()
+    clock.advance(10.1)
+    assert not le.may_write()
+    # Once another holder took the lease over, nothing reopens the fence without a renewal.
+    other = elector(store, clock, "other")
+    clock.advance(15.1)
+    assert await other.try_acquire_or_renew() is False  # first sighting of the record starts its countdown
+    clock.advance(15.1)
+    assert await other.try_acquire_or_renew()
+    assert not le.may_write()
+
+
 # ---- run() ------------------------------------------------------------------------------------------
 
 
