@@ -102,7 +102,7 @@ async def build(opts: Options) -> Runtime:
     )
     # Watches hold their connection for their whole life: give them a pool of their own so they can
     # never starve reconcile traffic.
-    watch_client = Client(api_client(kube_cfg, pool_size=256), qps=cfg.qps, burst=cfg.burst)
+    watch_client = Client(api_client(kube_cfg, pool_size=256), qps=cfg.qps, burst=cfg.burst, user_agent=agent)
     cache = Cache(
         watch_client,
         CacheOptions(

@@ -1,10 +1,12 @@
 """The operator as a process (cmd/main.py), as users run it: two replicas elect exactly one leader,
-the standby takes over within the lease duration plus a retry period when the leader is killed, and
-a leader that loses its lease exits non-zero."""
+the standby takes over within the lease duration plus a retry period when the leader is killed, a
+leader that loses its lease exits non-zero, and a leader frozen past its lease (SIGSTOP) does not
+write after a standby took over (checked in kube-apiserver's audit log)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +21,7 @@ import pytest
 from support.wait import eventually
 
 from internal.client import Client
-from internal.client.resources import LEASES
+from internal.client.resources import LEASES, RAYCLUSTERS, SERVICES
 from internal.controlplane.plane import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,3 +121,81 @@ async def test_a_leader_that_loses_its_lease_exits_non_zero(
     code = await asyncio.to_thread(r.proc.wait, 60)
     assert code == 1, r.log.read_text()[-2000:]
     assert "LeaderElectionLost" in r.log.read_text()
+
+
+def _cluster(name: str, namespace: str) -> dict[str, Any]:
+    ctr = {"name": "ray-head", "image": "rayproject/ray:2.52.0"}
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayCluster",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"headGroupSpec": {"rayStartParams": {}, "template": {"spec": {"containers": [ctr]}}}},
+    }
+
+
+def _writes_by(audit: Path, since: int, agent: str) -> list[dict[str, Any]]:
+    """Mutating requests (not the Lease's own compare-and-swap) that kube-apiserver received from the
+    client whose User-Agent is ``agent``, in the audit log from byte ``since`` on."""
+    out = []
+    with audit.open("rb") as f:
+        f.seek(since)
+        for line in f:
+            ev = json.loads(line)
+            if (
+                ev.get("stage") in ("ResponseComplete", "Panic")  # the policy logs these stages
+                and ev.get("userAgent") == agent
+                and ev.get("verb") in ("create", "update", "patch", "delete", "deletecollection")
+                and (ev.get("objectRef") or {}).get("resource") != "leases"
+            ):
+                out.append(ev)
+    return out
+
+
+async def test_a_leader_stopped_past_its_lease_never_writes_after_losing_it(
+    control_plane: Any, kclient: Client, namespace: str, tmp_path: Path, replicas: list[Replica]
+) -> None:
+    """The old leader is frozen (SIGSTOP, as a paused VM or a stalled node) past its lease, a standby
+    takes over and works, then the old one resumes. In the audit log, no write of the old leader is
+    received after the new leader acquired the lease: its write fence closed before the lease could
+    lapse. It then exits 1 (lease lost), as upstream's manager does."""
+    audit = Path(control_plane.audit_log)
+    old = _start(replicas, control_plane, namespace, tmp_path)
+    await eventually(old.is_leader, 60, "the first replica to lead")
+    old_identity = (await kclient.get(LEASES, LEASE, namespace))["spec"]["holderIdentity"]
+    new = _start(replicas, control_plane, namespace, tmp_path)
+    for i in range(3):
+        await kclient.create(RAYCLUSTERS, _cluster(f"before-{i}", namespace), namespace)
+
+    async def head_services(prefix: str, n: int) -> bool:
+        names = {s["metadata"]["name"] for s in (await kclient.list(SERVICES, namespace))["items"]}
+        return all(f"{prefix}-{i}-head-svc" in names for i in range(n))
+
+    await eventually(lambda: head_services("before", 3), 60, "the first leader to build its clusters")
+    since = os.path.getsize(audit)  # noqa: ASYNC240 (one stat)
+    old.proc.send_signal(signal.SIGSTOP)
+    try:
+        await eventually(new.is_leader, 60, "the standby to take over from the frozen leader")
+        lease = (await kclient.get(LEASES, LEASE, namespace))["spec"]
+        assert lease["holderIdentity"] != old_identity
+        # Work the old leader's informers will see when it resumes: new clusters, changed ones.
+        for i in range(5):
+            await kclient.create(RAYCLUSTERS, _cluster(f"after-{i}", namespace), namespace)
+        for i in range(3):
+            await kclient.patch(RAYCLUSTERS, f"before-{i}", {"metadata": {"labels": {"touched": "yes"}}}, namespace)
+        await eventually(lambda: head_services("after", 5), 60, "the new leader to build the new clusters")
+    finally:
+        old.proc.send_signal(signal.SIGCONT)
+    code = await asyncio.to_thread(old.proc.wait, 60)
+    assert code == 1, old.log.read_text()[-2000:]
+    assert "LeaderElectionLost" in old.log.read_text()
+
+    agent = f"kuberay-operator/py ({old_identity})"
+    took_over = lease["acquireTime"]
+    late = [
+        f"{e['verb']} {e['requestURI']} at {e['requestReceivedTimestamp']}"
+        for e in _writes_by(audit, since, agent)
+        if e["requestReceivedTimestamp"] >= took_over
+    ]
+    assert not late, f"the old leader wrote after {took_over}: {late}"
+    # The attribution works: the same replica's writes before the freeze are in the log under its name.
+    assert _writes_by(audit, 0, agent), "no write of the old leader found under its User-Agent"
