@@ -1719,7 +1719,12 @@ class RayServiceReconciler:
 
     @staticmethod
     def _body(svc: Obj) -> Obj:
-        return {**svc, "metadata": {k: x for k, x in svc["metadata"].items() if k != "managedFields"}}
+        # A RayService created without a spec is stored without one; sending back the empty spec the
+        # reconcile works on would be refused by the schema (rayClusterConfig is required), and the
+        # finalizer could never be added, nor the validation failure reported (found by the fuzz tier).
+        body = {k: x for k, x in svc.items() if k != "spec" or x}
+        body["metadata"] = {k: x for k, x in svc["metadata"].items() if k != "managedFields"}
+        return body
 
     async def _write_status(self, svc: Obj) -> None:
         body = self._body(svc)

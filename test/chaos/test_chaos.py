@@ -12,6 +12,7 @@ the generated RBAC (the plane's operator kubeconfig), never as admin."""
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
 import dataclasses
 import functools
@@ -224,7 +225,7 @@ class Chaos:
         self.live_clusters: set[str] = set()
         self.interactive_sent: set[str] = set()
         self.scripted: set[str] = set()  # RayJob clusters whose fake head has its job lifecycle script
-        self.sidecar_done: set[tuple[str, str]] = set()  # (cluster, job id) whose submitter exited
+        self.submitter_done: set[tuple[str, str]] = set()  # (cluster, job id) whose submitter exited
         self.serve_configs: dict[str, str] = {}  # RayService -> its latest serveConfigV2
         self.side: list[asyncio.Task[None]] = []  # each RayService's later upgrade
 
@@ -245,6 +246,11 @@ class Chaos:
                 "ttlSecondsAfterFinished": 0,
                 "rayClusterSpec": cluster_spec(1),
             }
+            if mode == "K8sJobMode":  # the submitter pod runs until the harness ends its Ray job (kwok hold)
+                spec["submitterPodTemplate"] = {
+                    "metadata": {"annotations": {"sim.kuberay-py.io/hold": "true"}},
+                    "spec": {"restartPolicy": "Never", "containers": [{"name": "ray-job-submitter", **CONTAINER}]},
+                }
             await self._retry(
                 self.c.create,
                 RAYJOBS,
@@ -265,7 +271,7 @@ class Chaos:
                 return
             name = f"rc-{i:03d}"
             workers = self.rng.randint(0, 3)
-            self.desired[name].append((time.monotonic(), workers))
+            self.desired[name].append((time.time(), workers))
             self.live_clusters.add(name)
             obj: dict[str, Any] = {
                 "apiVersion": "ray.io/v1",
@@ -335,7 +341,7 @@ class Chaos:
             groups = obj["spec"]["workerGroupSpecs"]
             groups[0]["replicas"] = scale
             patch = {**patch, "spec": {**patch.get("spec", {}), "workerGroupSpecs": groups}}
-        self.desired[name].append((time.monotonic(), workers))
+        self.desired[name].append((time.time(), workers))
         await self._retry(self.c.patch, RAYCLUSTERS, name, patch, self.ns)
 
     async def dashboards(self) -> None:
@@ -347,7 +353,7 @@ class Chaos:
         while True:
             try:
                 for rc in await _list(self.c, RAYCLUSTERS, self.ns):
-                    self.fake.cluster(rc["metadata"]["name"])
+                    self._head(rc["metadata"]["name"])
                 pods = await _list(self.c, PODS, self.ns)
                 for j in await _list(self.c, RAYJOBS, self.ns):
                     await self._play_job(j, pods)
@@ -355,17 +361,24 @@ class Chaos:
                 pass  # the apiserver is restarting: try again
             await asyncio.sleep(0.5)  # polling interval, not synchronisation
 
+    def _head(self, cluster: str) -> FakeCluster:
+        """The fake Ray head of a RayCluster, made (with the seeded lifecycle of the jobs submitted to it)
+        before the operator can reach it: a job submitted to a head without its script would stay
+        RUNNING for ever."""
+        fc = self.fake.cluster(cluster)
+        if cluster not in self.scripted:
+            self.scripted.add(cluster)
+            end = "FAILED" if self.rng.random() < 0.2 else "SUCCEEDED"
+            fc.set_default_script(("RUNNING", self.rng.uniform(0.5, 2)), (end, self.rng.uniform(2, 8)))
+        return fc
+
     async def _play_job(self, j: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         name, st = j["metadata"]["name"], j.get("status") or {}
         rc, mode = st.get("rayClusterName"), self.mode.get(name)
         if not rc:
             return
         self.cluster_of_job[name].add(rc)
-        fc = self.fake.cluster(rc)
-        if rc not in self.scripted:
-            self.scripted.add(rc)
-            end = "FAILED" if self.rng.random() < 0.2 else "SUCCEEDED"
-            fc.set_default_script(("RUNNING", self.rng.uniform(0.5, 2)), (end, self.rng.uniform(2, 8)))
+        fc = self._head(rc)
         jid = st.get("jobId")
         if mode == "InteractiveMode":
             if st.get("jobDeploymentStatus") == "Waiting" and name not in self.interactive_sent:
@@ -398,11 +411,20 @@ class Chaos:
                 fc.add_job(jid, status="RUNNING")
                 fc.script(jid, (end, self.rng.uniform(1, 5)))
             self.k8s_seeded.add((rc, jid))
-        if mode == "SidecarMode" and head is not None and (rc, jid) not in self.sidecar_done:
-            ray = fc.jobs.get(jid)
-            if ray is not None and ray.terminal:
-                await self._sidecar_exited(head)
-                self.sidecar_done.add((rc, jid))
+        ray = fc.jobs.get(jid)
+        if ray is None or not ray.terminal or (rc, jid) in self.submitter_done:
+            return
+        if mode == "SidecarMode" and head is not None:
+            await self._sidecar_exited(head)
+            self.submitter_done.add((rc, jid))
+        elif mode == "K8sJobMode":
+            # `ray job submit` follows the job to its end: the submitter pod completes only now.
+            held = [p for p in pods if (p["metadata"].get("labels") or {}).get("job-name") == name]
+            for p in held:
+                unhold = {"metadata": {"annotations": {"sim.kuberay-py.io/hold": None}}}
+                await self.c.patch(PODS, p["metadata"]["name"], unhold, self.ns, timeout=10)
+            if held:
+                self.submitter_done.add((rc, jid))
 
     async def _sidecar_exited(self, head: dict[str, Any]) -> None:
         """Kubelet's part: the submitter container in the head pod exits 0 once its Ray job ended (`ray
@@ -536,7 +558,6 @@ class Chaos:
             if not rc["metadata"].get("deletionTimestamp")
         }
         pods = [p for p in await _list(self.c, PODS, self.ns) if not p["metadata"].get("deletionTimestamp")]
-        now = time.monotonic()
         self.counts.samples += 1
         per_service: dict[str, list[str]] = defaultdict(list)
         for cname, cobj in live.items():
@@ -552,21 +573,25 @@ class Chaos:
                 self.counts.regressions.append(f"{name}: {self.terminal_seen[name]} -> {st}")
             if st in TERMINAL:
                 self.terminal_seen[name] = st
-        per: dict[tuple[str, str], int] = defaultdict(int)
+        per: dict[tuple[str, str], list[float]] = defaultdict(list)  # (cluster, node type) -> pod creations
         for p in pods:
             labels = p["metadata"].get("labels") or {}
             if "ray.io/cluster" in labels:
-                per[(labels["ray.io/cluster"], labels.get("ray.io/node-type", ""))] += 1
-        for (rc, kind), n in per.items():
+                created = calendar.timegm(time.strptime(p["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ"))
+                per[(labels["ray.io/cluster"], labels.get("ray.io/node-type", ""))].append(created)
+        for (rc, kind), created in per.items():
+            n = len(created)
             if rc not in live:
                 continue
             if kind == "head":
                 allowed = 1
             elif rc in self.desired:
-                # Desired replicas at any point in the last 15 s: a scale-down takes time to apply.
+                # Every pod present now was created since the oldest of them: if more exist than the
+                # cluster asked for at any one time since then, one was created beyond the desired count.
+                # (A scale-down that is slow to apply, e.g. across an apiserver restart, is not that.)
+                since = min(created) - 1.0  # creationTimestamp has whole seconds
                 hist = self.desired[rc]
-                recent = [w for t, w in hist if t >= now - 15] + [w for t, w in hist if t < now - 15][-1:]
-                allowed = max(recent)
+                allowed = max([w for t, w in hist if t >= since] + [w for t, w in hist if t < since][-1:])
             else:
                 allowed = 1  # a RayJob's cluster: one worker
             if n > allowed:
