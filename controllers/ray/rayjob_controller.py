@@ -604,9 +604,14 @@ class RayJobReconciler:
             "RayCluster not found, creating RayCluster!",
             extra={"RayCluster": {"name": name, "namespace": meta["namespace"]}},
         )
-        cluster = jobb.construct_ray_cluster_for_rayjob(
-            job, name, env=self.options.env, features=self.options.gates.values
-        )
+        try:
+            cluster = jobb.construct_ray_cluster_for_rayjob(
+                job, name, env=self.options.env, features=self.options.gates.values
+            )
+        except ValueError as e:  # a spec no validation rule catches, that cannot be built
+            msg = f"Failed to create RayCluster {meta['namespace']}/{name}: {e}"
+            self.recorder.event(job, "Warning", R.FAILED_TO_CREATE_RAY_CLUSTER, msg, action="Create")
+            raise _Retry(msg) from e
         try:
             out = await self.client.create(res.RAYCLUSTERS, cluster, meta["namespace"])
         except AlreadyExists:
@@ -679,7 +684,14 @@ class RayJobReconciler:
             return
         except NotFound:
             pass
-        submitter = jobb.build_submitter_job(job, cluster, job["status"]["dashboardURL"], env=self.options.env)
+        try:
+            submitter = jobb.build_submitter_job(job, cluster, job["status"]["dashboardURL"], env=self.options.env)
+        except ValueError as e:
+            # E.g. a submitterPodTemplate without containers: upstream indexes container 0 and panics; here
+            # the user gets an event, and the reconcile retries with backoff until the spec is fixed.
+            msg = f"Failed to create new Kubernetes Job {meta['namespace']}/{meta['name']}: {e}"
+            self.recorder.event(job, "Warning", R.FAILED_TO_CREATE_RAY_JOB_SUBMITTER, msg, action="Create")
+            raise _Retry(msg) from e
         try:
             await self.client.create(res.JOBS, submitter, meta["namespace"])
         except AlreadyExists:

@@ -403,6 +403,21 @@ async def test_a_ray_job_that_ended_while_the_operator_was_away_is_reported_as_r
         assert st["jobStatus"] == "SUCCEEDED" and not st.get("reason")
 
 
+async def test_a_submitter_template_without_containers_is_an_event_not_a_crash(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    """Found by the fuzz tier: upstream indexes container 0 of the template and panics; here the user gets
+    a Warning event saying why, the reconcile is retried (no panic counted), and nothing else is made."""
+    async with operator_with_fake(sim_cluster) as (rt, _fake):
+        j = rayjob("empty", namespace, submissionMode="K8sJobMode", submitterPodTemplate={"spec": {"containers": []}})
+        await kclient.create(RAYJOBS, j)
+        warned = await wait_events(kclient, namespace, "empty", "FailedToCreateRayJobSubmitter", 90)
+        assert "the submitter pod template has no containers" in warned[0]["note"]
+        assert await _get_or_none(kclient, JOBS, "empty", namespace) is None
+        panics = rt.registry.get_sample_value("controller_runtime_reconcile_panics_total", {"controller": "rayjob"})
+        assert not panics
+
+
 async def test_status_checks_failing_past_the_timeout_fail_the_job(
     sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
