@@ -129,6 +129,7 @@ def serve_config(version: int) -> str:
 @dataclass
 class Counts:
     kills: int = 0
+    aimed_kills: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # where -> count
     restarts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     dashboard_faults: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     duplicate_submissions: int = 0
@@ -299,6 +300,7 @@ class Chaos:
                     workers = self.rng.randint(0, 4)
                     await self._patch_cluster(name, {}, workers, scale=workers)
             await self._retry(self.c.delete, RAYCLUSTERS, name, self.ns)
+            self._aim("at RayCluster deletion")
             self.live_clusters.discard(name)
 
     async def services(self) -> None:
@@ -454,6 +456,28 @@ class Chaos:
                 if self.op.exited_by_itself() == code:
                     self.op.start()
 
+    def aimed_kill(self, cluster: FakeCluster, endpoint: str, status: int) -> None:
+        """Kill points aimed at the windows that matter (fake dashboard hook, before Ray's answer leaves):
+        right after Ray accepted a job submission, before the operator can write the status that says
+        so; and right after Ray stopped or deleted a job for a RayJob being deleted, before the operator
+        removes its finalizer. (``_aim`` after a deletion the harness asks for covers the other
+        finalizers: the operator is killed as it starts on them.)"""
+        where = {"submit": "after submit", "stop": "in finalizer (job stopped)", "delete": "in finalizer (job deleted)"}
+        if status < 300 and endpoint in where:
+            self._aim(where[endpoint])
+
+    def _aim(self, where: str) -> None:
+        """Half of the aimed moments, seeded; none while a recovery is being measured."""
+        if self.rng.random() >= 0.5 or self.no_kill.locked():
+            return
+        self.op.kill()
+        self.counts.aimed_kills[where] += 1
+        asyncio.get_running_loop().call_later(self.rng.uniform(0.2, 1.5), self._restart_if_down)
+
+    def _restart_if_down(self) -> None:
+        if self.op.proc is not None and self.op.proc.poll() is not None:
+            self.op.start()
+
     async def kills(self) -> None:
         while not self.stop.is_set():
             await self._pause(self.rng.uniform(*self.p.kill_every))
@@ -577,8 +601,8 @@ class Chaos:
         for p in pods:
             labels = p["metadata"].get("labels") or {}
             if "ray.io/cluster" in labels:
-                created = calendar.timegm(time.strptime(p["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ"))
-                per[(labels["ray.io/cluster"], labels.get("ray.io/node-type", ""))].append(created)
+                born = calendar.timegm(time.strptime(p["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ"))
+                per[(labels["ray.io/cluster"], labels.get("ray.io/node-type", ""))].append(born)
         for (rc, kind), created in per.items():
             n = len(created)
             if rc not in live:
@@ -801,6 +825,7 @@ async def test_chaos(
         operator_proc.append(op)
         op.start()
         ch = Chaos(kclient, namespace, sim_cluster, fake, op, seed, p, proxy)
+        fake.on_handled = ch.aimed_kill
         async with running(ch.dashboards(), ch.sampler(), ch.supervisor(), endpoint_slices(kclient, namespace, True)):
             async with running(ch.kills(), ch.restarts(), ch.dashboard_faults()) as faults:
                 await asyncio.gather(ch.jobs(), ch.clusters(), ch.services())
@@ -856,6 +881,7 @@ async def test_chaos(
                 for o in await _list(kclient, res, namespace):
                     with contextlib.suppress(NotFound):
                         await kclient.delete(res, o["metadata"]["name"], namespace)
+                        ch._aim(f"at {res.kind} deletion")
 
             async def all_gone() -> bool:
                 return not any([await _list(kclient, r, namespace) for r in (RAYSERVICES, RAYJOBS, RAYCLUSTERS)])
@@ -908,7 +934,8 @@ def _table(c: Counts, seed: int, profile: str, elapsed: float, incarnations: int
     ]
     lines = [
         f"chaos invariants  seed={seed} profile={profile}  {elapsed:.0f}s, {c.samples} samples",
-        f"  faults: operator SIGKILL {c.kills} (processes {incarnations}), restarts {dict(c.restarts)},"
+        f"  faults: operator SIGKILL {c.kills} at random + {sum(c.aimed_kills.values())} aimed"
+        f" {dict(c.aimed_kills)} (processes {incarnations}), restarts {dict(c.restarts)},"
         f" dashboard {faults}",
         f"  recovery after restart: {rec}; refused by its cold RBAC cache: {c.restart_403}",
         *(f"    {n} x {why}" for why, n in c.restart_403_reasons.items()),

@@ -48,7 +48,7 @@ from api.v1 import (
 )
 from controllers.ray.utils.dashboard import DashboardClientFactory, Loopback
 from internal.client import ApiError, Client
-from internal.client.resources import EVENTS, RAYCLUSTERS, RAYJOBS, RAYSERVICES, Resource
+from internal.client.resources import EVENTS, PODS, RAYCLUSTERS, RAYJOBS, RAYSERVICES, Resource
 
 pytestmark = pytest.mark.t2
 
@@ -283,6 +283,26 @@ async def _fuzz(control_plane: Any, kclient: Client, namespace: str, stack: cont
         deadline = time.monotonic() + DELETE_DEADLINE
         while (remaining := await left()) and time.monotonic() < deadline:
             await asyncio.sleep(1.0)  # polling interval
+        if remaining:
+            pods = (await kclient.list(PODS, namespace))["items"]
+            events = (await kclient.list(EVENTS, namespace))["items"]
+            details = []
+            for line in remaining:
+                kind, name = line.split(" ", 1)[0].split("/")
+                key = (kind, name)
+                mine = [
+                    {k: p["metadata"].get(k) for k in ("name", "deletionTimestamp", "finalizers")}
+                    | {"phase": (p.get("status") or {}).get("phase"), "node": p["spec"].get("nodeName")}
+                    for p in pods
+                    if (p["metadata"].get("labels") or {}).get("ray.io/cluster") == name
+                ]
+                notes = [f"{e['reason']}: {e.get('note', '')[:300]}" for e in events if e["regarding"]["name"] == name]
+                stored_json = json.dumps(accepted[key][1]) if key in accepted else "?"
+                details.append(f"{line}\npods {mine}\nevents {notes}\nstored {stored_json}")
+            out = REPO / "test-artifacts" / f"fuzz-seed-{SEED}-undeleted.txt"
+            out.parent.mkdir(exist_ok=True)
+            out.write_text("\n\n".join(details) + "\n")
+            print(f"details in {out}")
         assert not remaining, f"{len(remaining)} fuzzed objects not deleted in {DELETE_DEADLINE:.0f} s: {remaining[:8]}"
         events = (await kclient.list(EVENTS, namespace))["items"]
         forced = [e for e in events if e["reason"] == "ForceDeletedStuckCluster"]

@@ -365,6 +365,9 @@ class FakeDashboard:
         self._sites: dict[str, web.BaseSite] = {}
         self._runner: web.AppRunner | None = None
         self.default = FakeCluster("default")
+        # Called with (cluster, endpoint, status) once Ray has acted on a request and before the answer
+        # leaves: the chaos tier kills the operator there ("submitted to Ray, status not yet written").
+        self.on_handled: Callable[[FakeCluster, str, int], None] | None = None
 
     @property
     def base_url(self) -> str:
@@ -513,7 +516,10 @@ class FakeDashboard:
             if faults:
                 status, text = faults.popleft()
                 return web.Response(status=status, text=text)
-            return await handler(cluster, request)
+            answer = await handler(cluster, request)
+            if self.on_handled is not None:
+                self.on_handled(cluster, endpoint, answer.status)
+            return answer
 
         return handle
 
