@@ -466,7 +466,13 @@ class RayClusterReconciler:
                 f"Failed to create Redis cleanup Job {ns}/{job['metadata']['name']}, {e}",
                 action=CREATE,
             )
-            raise
+            # Upstream returns the error, and the exponential backoff of a cluster whose pods kept
+            # failing can push the next pass minutes past the force-delete deadline. Here the retry
+            # comes no later than that deadline, so a Job that can never be created (a head template
+            # kube-apiserver refuses) ends in ForceDeletedStuckCluster on time (found by the fuzz tier).
+            left = timeout - (dt.datetime.now(dt.UTC) - deleted_at).total_seconds()
+            log.info("RayCluster %s/%s: retrying the Redis cleanup Job in at most %.0fs: %s", ns, name, left, e)
+            return Result(requeue_after=max(1.0, min(REDIS_CLEANUP_WAIT, left)))
         return Result(requeue_after=DEFAULT_REQUEUE)
 
     async def _remove_finalizer(self, cluster: Obj, finalizer: str) -> None:

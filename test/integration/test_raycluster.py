@@ -256,6 +256,43 @@ async def test_deleting_the_cluster_removes_everything_it_owns(
         await eventually(gone, 90, "the cluster's pods and services garbage-collected")
 
 
+async def test_a_gcs_ft_cluster_whose_cleanup_job_cannot_be_made_is_force_deleted_on_time(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    """Found by the fuzz tier: a GCS fault-tolerant cluster whose head template kube-apiserver refuses
+    (here an env var with an empty valueFrom, from redisPassword) never gets a head pod, and its Redis
+    cleanup Job, built from the same template, can never be created. On deletion the operator retries
+    the Job no later than the ray.io/gcs-ft-deletion-timeout and then force-removes its finalizer with
+    a ForceDeletedStuckCluster Warning, instead of being pushed past it by the backoff of its failures."""
+    async with running_operator(sim_cluster):
+        rc = cluster(
+            "stuck",
+            namespace,
+            gcsFaultToleranceOptions={"redisAddress": "redis:6379", "redisPassword": {"valueFrom": {}}},
+        )
+        rc["metadata"]["annotations"] = {"ray.io/gcs-ft-deletion-timeout": "5"}
+        await kclient.create(RAYCLUSTERS, rc)
+        await wait_events(kclient, namespace, "stuck", "FailedToCreateHeadPod", 60)
+
+        async def has_finalizer() -> bool:
+            obj = await kclient.get(RAYCLUSTERS, "stuck", namespace)
+            return "ray.io/gcs-ft-redis-cleanup-finalizer" in (obj["metadata"].get("finalizers") or [])
+
+        await eventually(has_finalizer, 60, "the Redis cleanup finalizer")
+        await kclient.delete(RAYCLUSTERS, "stuck", namespace)
+        await wait_events(kclient, namespace, "stuck", "FailedToCreateRedisCleanupJob", 60)
+
+        async def gone() -> bool:
+            try:
+                await kclient.get(RAYCLUSTERS, "stuck", namespace)
+            except NotFound:
+                return True
+            return False
+
+        await eventually(gone, 60, "the cluster deleted after the 5 s deletion timeout")
+        assert await wait_events(kclient, namespace, "stuck", "ForceDeletedStuckCluster")
+
+
 async def test_invalid_cluster_gets_a_warning_event_and_no_pods(
     sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
