@@ -393,16 +393,7 @@ class Chaos:
             return
         if mode not in ("K8sJobMode", "SidecarMode") or not jid:
             return
-        head = next(
-            (
-                p
-                for p in pods
-                if (p["metadata"].get("labels") or {}).get("ray.io/cluster") == rc
-                and p["metadata"]["labels"].get("ray.io/node-type") == "head"
-                and not p["metadata"].get("deletionTimestamp")
-            ),
-            None,
-        )
+        head = next(iter(_ray_pods(pods, rc, "head")), None)
         if (rc, jid) not in self.k8s_seeded:
             if mode == "K8sJobMode" and not await self._exists(JOBS, name):
                 return  # the submitter Job does not exist yet
@@ -673,11 +664,8 @@ class Chaos:
                     continue
                 ready_workers = sum(
                     1
-                    for p in pods
-                    if (p["metadata"].get("labels") or {}).get("ray.io/cluster") == name
-                    and p["metadata"]["labels"].get("ray.io/node-type") == "worker"
-                    and not p["metadata"].get("deletionTimestamp")
-                    and any(
+                    for p in _ray_pods(pods, name, "worker")
+                    if any(
                         c["type"] == "Ready" and c["status"] == "True"
                         for c in (p.get("status") or {}).get("conditions") or ()
                     )
@@ -898,6 +886,17 @@ async def test_chaos(
     bad = c.duplicate_submissions or c.stuck or c.orphans or c.excess_pods or c.regressions or c.not_recovered
     bad = bad or c.wrong_outcome or c.services_not_ready or c.service_cluster_excess or c.undercounted
     assert not bad, table
+
+
+def _ray_pods(pods: list[dict[str, Any]], cluster: str, node_type: str) -> list[dict[str, Any]]:
+    """The pods of ``cluster`` of one node type (head, worker) that are not being deleted."""
+    return [
+        p
+        for p in pods
+        if (p["metadata"].get("labels") or {}).get("ray.io/cluster") == cluster
+        and p["metadata"]["labels"].get("ray.io/node-type") == node_type
+        and not p["metadata"].get("deletionTimestamp")
+    ]
 
 
 async def _orphans(c: Client, ns: str, want_none: bool = False) -> Any:

@@ -200,18 +200,23 @@ async def test_informer_survives_an_apiserver_restart(private_plane: Any) -> Non
         await c.close()
 
 
+async def through_proxy(plane: Any, pool: int) -> tuple[BlackholeProxy, Client]:
+    """A client reaching kube-apiserver through a loopback TCP proxy that can black-hole connections."""
+    cfg = await load_configuration(str(plane.kubeconfig))
+    host, port = cfg.host.removeprefix("https://").rsplit(":", 1)
+    proxy = BlackholeProxy(host, int(port))
+    await proxy.start()
+    cfg.host = f"https://127.0.0.1:{proxy.port}"
+    return proxy, Client(api_client(cfg, pool))
+
+
 @pytest.mark.parametrize("by", ["inactivity", "deadline"])
 async def test_a_silent_watch_is_detected_and_restarted(
     control_plane: Any, kclient: Client, namespace: str, by: str
 ) -> None:
     """A watch connection cut silently (half-open) is restarted: by the inactivity timeout, or, on a
     quiet resource before that, because it is still open past the time the server was asked to close it."""
-    cfg = await load_configuration(str(control_plane.kubeconfig))
-    host, port = cfg.host.removeprefix("https://").rsplit(":", 1)
-    proxy = BlackholeProxy(host, int(port))
-    await proxy.start()
-    cfg.host = f"https://127.0.0.1:{proxy.port}"
-    c = Client(api_client(cfg, 4))
+    proxy, c = await through_proxy(control_plane, 4)
     inf = Informer(c, CONFIGMAPS, namespace=namespace, read_timeout=2.0 if by == "inactivity" else 90.0)
     if by == "deadline":
         inf.reflector.min_watch_timeout = 2  # the server closes each watch after 2-4 s; dead if open at 12-14 s
@@ -238,12 +243,7 @@ async def test_a_request_left_unanswered_drops_the_whole_pool(
     so the next requests open new connections and succeed instead of each waiting out a dead one."""
     monkeypatch.setattr(client_mod, "POOL_RESET_AFTER", 2.5)  # the default is the 30 s request timeout
     await cm(kclient, namespace, "x")
-    cfg = await load_configuration(str(control_plane.kubeconfig))
-    host, port = cfg.host.removeprefix("https://").rsplit(":", 1)
-    proxy = BlackholeProxy(host, int(port))
-    await proxy.start()
-    cfg.host = f"https://127.0.0.1:{proxy.port}"
-    c = Client(api_client(cfg, 8))
+    proxy, c = await through_proxy(control_plane, 8)
     try:
         # Several requests at once: several kept-alive connections in the pool.
         await asyncio.gather(*(c.get(CONFIGMAPS, "x", namespace) for _ in range(6)))

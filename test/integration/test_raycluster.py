@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import ipaddress
 import time
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from support.operator import running_operator
-from support.wait import eventually, wait_events
+from support.wait import eventually, gone, wait_events
 
 from internal.client import Client, NotFound
 from internal.client.resources import EVENTS, PODS, RAYCLUSTERS, SERVICES
@@ -282,14 +283,11 @@ async def test_a_gcs_ft_cluster_whose_cleanup_job_cannot_be_made_is_force_delete
         await kclient.delete(RAYCLUSTERS, "stuck", namespace)
         await wait_events(kclient, namespace, "stuck", "FailedToCreateRedisCleanupJob", 60)
 
-        async def gone() -> bool:
-            try:
-                await kclient.get(RAYCLUSTERS, "stuck", namespace)
-            except NotFound:
-                return True
-            return False
-
-        await eventually(gone, 60, "the cluster deleted after the 5 s deletion timeout")
+        await eventually(
+            functools.partial(gone, kclient, RAYCLUSTERS, "stuck", namespace),
+            60,
+            "the cluster deleted after the 5 s deletion timeout",
+        )
         assert await wait_events(kclient, namespace, "stuck", "ForceDeletedStuckCluster")
 
 
@@ -422,11 +420,8 @@ async def test_enable_ingress_creates_the_dashboard_ingress_and_repairs_it(
 
         await kclient.delete(RAYCLUSTERS, "dash", namespace, propagation_policy="Background")
 
-        async def collected() -> bool:
-            try:
-                await kclient.get(INGRESSES, "dash-head-ingress", namespace)
-            except NotFound:
-                return True
-            return False
-
-        await eventually(collected, 60, "the Ingress garbage-collected with its cluster")
+        await eventually(
+            functools.partial(gone, kclient, INGRESSES, "dash-head-ingress", namespace),
+            60,
+            "the Ingress garbage-collected with its cluster",
+        )
