@@ -610,6 +610,8 @@ _HTTPROUTE_EVENTS = _ObjectEvents(
 class RayServiceOptions:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     gates: FeatureGates = field(default_factory=FeatureGates)
+    #: wall clock (seconds): condition times, deletion delays, the initializing timeout
+    clock: Callable[[], float] = time.time
 
 
 class RayServiceReconciler:
@@ -1787,7 +1789,9 @@ def setup(
         rt.on_close(factory.close)
     if rt.config.enableMetrics:
         RayServiceMetrics(rt.registry, rt.cache)
-    reconciler = RayServiceReconciler(rt.client, rt.cache, rt.recorder("rayservice-controller"), factory, opts)
+    reconciler = RayServiceReconciler(
+        rt.client, rt.cache, rt.recorder("rayservice-controller"), factory, opts, clock=opts.clock
+    )
     ctrl = Controller(
         "rayservice",
         reconciler,

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-from collections.abc import AsyncIterator, Mapping
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +130,7 @@ async def operator_with_heads(
     timing: ServeTiming = FAST,
     concurrency: int = 4,
     dead: set[str] | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[tuple[Runtime, Heads]]:
     async with FakeDashboard() as fake:
         heads = Heads(fake, timing)
@@ -139,7 +142,7 @@ async def operator_with_heads(
             # own per-host connection slots.
             limit_per_host=256,
         )
-        opts = rayservice_controller.RayServiceOptions(env=dict(env or {}))
+        opts = rayservice_controller.RayServiceOptions(env=dict(env or {}), clock=clock)
 
         def rayservice_setup(rt: Runtime) -> list[Any]:
             opts.gates = rt.gates
@@ -939,3 +942,247 @@ async def test_created_suspended_creates_nothing(sim_cluster: Any, kclient: Clie
             assert await gone(kclient, SERVICES, "sus-head-svc", namespace)
             await asyncio.sleep(0.2)
         assert "CreatedRayCluster" not in await reasons(kclient, namespace, "sus")
+
+
+# ---- details a user notices: delays, upgrades, suspend, passes --------------------------------------------
+
+
+class SkewedClock:
+    """The operator's wall clock, which the test can move forward (a deletion delay of a minute passes
+    without waiting a minute); everything the operator times moves with it."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus text page (0 when absent)."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line[len(name) : line.rindex("}") + 1]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_an_upgrade_keeps_the_old_cluster_a_minute_by_default_and_the_serve_ip(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    """Without rayClusterDeletionDelaySeconds the old cluster stays 60 s after the switch. While the new
+    cluster is prepared the old one is not asked for its Serve status, the upgrade metric says so, and
+    the serve Service keeps its ClusterIP across the switch (clients need no new address)."""
+    clock = SkewedClock()
+    async with operator_with_heads(sim_cluster, kclient, namespace, clock=clock) as (rt, heads):
+        s = rayservice("svc", namespace)
+        del s["spec"]["rayClusterDeletionDelaySeconds"]
+        created = await kclient.create(RAYSERVICES, s)
+        st = await wait_ready(kclient, namespace, "svc")
+        old = st["activeServiceStatus"]["rayClusterName"]
+        ip = (await kclient.get(SERVICES, "svc-serve-svc", namespace))["spec"]["clusterIP"]
+        labels = {"name": "svc", "namespace": namespace}
+        assert _metric(_scrape(rt), "kuberay_service_condition_upgrade_in_progress", condition="false", **labels) == 1
+        heads.timing = ServeTiming(deploy=4.0, redeploy=0.2, delete=0.3)
+        await patch_spec(kclient, namespace, "svc", {"rayClusterConfig": new_image(created["spec"], "ray:2.53.0")})
+
+        async def pending_name() -> str | None:
+            return (await status_of(kclient, namespace, "svc"))["pendingServiceStatus"].get("rayClusterName")
+
+        new = await eventually(pending_name, 30, "a pending cluster")
+        asked = sum(r.endpoint == "serve_get" for r in heads(old).requests)
+        metric = _metric(_scrape(rt), "kuberay_service_condition_upgrade_in_progress", condition="true", **labels)
+        assert metric == 1
+
+        async def promoted() -> bool:
+            st = await status_of(kclient, namespace, "svc")
+            return st["activeServiceStatus"].get("rayClusterName") == new and not st["pendingServiceStatus"]
+
+        await eventually(promoted, 60, "the new cluster promoted")
+        assert sum(r.endpoint == "serve_get" for r in heads(old).requests) == asked
+        assert (await kclient.get(SERVICES, "svc-serve-svc", namespace))["spec"]["clusterIP"] == ip
+        assert await selector_target(kclient, namespace, "svc-serve-svc") == new
+        assert _metric(_scrape(rt), "kuberay_service_condition_upgrade_in_progress", condition="false", **labels) == 1
+
+        clock.offset = 45.0  # 45 s of operator time later (plus the real seconds of this window)
+        for _ in range(15):
+            assert old in [c["metadata"]["name"] for c in await clusters_of(kclient, namespace, "svc")]
+            await asyncio.sleep(0.2)
+        clock.offset = 61.0
+        await eventually(lambda: gone(kclient, RAYCLUSTERS, old, namespace), 30, "the old cluster deleted at 60 s")
+        events = await wait_events(kclient, namespace, "svc", "DeletedRayCluster")
+        assert events[0]["note"] == f"Deleted the RayCluster {namespace}/{old}"
+
+
+async def _watch_log(c: Client, ns: str, rv: str, seen: list[tuple[int, str, dict[str, Any]]]) -> None:
+    """Every RayService and RayCluster change in ``ns`` after ``rv``, with its resourceVersion (one etcd
+    orders them all)."""
+
+    async def one(r: Resource) -> None:
+        async with contextlib.aclosing(c.watch(r, ns, resource_version=rv, timeout_seconds=300)) as stream:
+            async for ev in stream:
+                obj = ev["object"]
+                if ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                    seen.append((int(obj["metadata"]["resourceVersion"]), obj["kind"], obj))
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(one(RAYSERVICES))
+        tg.create_task(one(RAYCLUSTERS))
+
+
+async def test_suspend_is_recorded_before_deleting_holds_and_resume_starts_over(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    """Suspend is a two-phase commit: Suspending is stored before anything is deleted; once stored, a
+    flip back of spec.suspend is ignored until every owned object is gone (a RayCluster held by a
+    finalizer holds it); the resume then re-initialises Ready, with a fresh transition time."""
+    async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, _heads):
+        await kclient.create(RAYSERVICES, rayservice("svc", namespace))
+        st = await wait_ready(kclient, namespace, "svc")
+        cname = st["activeServiceStatus"]["rayClusterName"]
+        hold = {"metadata": {"finalizers": ["test.ray.io/hold"]}}
+        await kclient.patch(RAYCLUSTERS, cname, hold, namespace)
+        seen: list[tuple[int, str, dict[str, Any]]] = []
+        rv = (await kclient.list(RAYSERVICES, namespace))["metadata"]["resourceVersion"]
+        watcher = asyncio.create_task(_watch_log(kclient, namespace, rv, seen))
+        try:
+            await patch_spec(kclient, namespace, "svc", {"suspend": True})
+
+            async def held() -> dict[str, Any] | None:
+                st = await status_of(kclient, namespace, "svc")
+                waiting = cond(st, "Suspending").get("reason") == "SuspendInProgress"
+                return st if waiting else None
+
+            st = await eventually(held, 60, "Suspending=True, waiting for the held cluster")
+            assert cond(st, "Suspending")["message"] == (
+                "Waiting for all Kubernetes resources owned by this RayService to be deleted."
+            )
+            assert cond(st, "Ready")["reason"] == "SuspendInProgress" and st["activeServiceStatus"] == {}
+            await eventually(lambda: gone(kclient, SERVICES, "svc-serve-svc", namespace), 30, "the serve Service gone")
+
+            def first(kind: str, test: Callable[[dict[str, Any]], bool]) -> int:
+                return min((v for v, k, o in seen if k == kind and test(o)), default=0)
+
+            staged = first("RayService", lambda o: cond(o.get("status") or {}, "Suspending").get("status") == "True")
+            deleted = first("RayCluster", lambda o: bool(o["metadata"].get("deletionTimestamp")))
+            assert 0 < staged < deleted, (staged, deleted)
+
+            await patch_spec(kclient, namespace, "svc", {"suspend": False})  # changed our mind: too late
+            for _ in range(15):
+                st = await status_of(kclient, namespace, "svc")
+                assert cond(st, "Suspending").get("status") == "True"
+                assert not st["activeServiceStatus"].get("rayClusterName")
+                assert [c["metadata"]["name"] for c in await _terminating_or_not(kclient, namespace)] == [cname]
+                await asyncio.sleep(0.2)
+            notes = {e["note"] for e in await events_for(kclient, namespace, "svc")}
+            assert f"Deleted the RayCluster {namespace}/{cname} during suspend" in notes
+            assert f"Deleted the Service {namespace}/svc-serve-svc during suspend" in notes
+            assert f"Deleted the Service {namespace}/svc-head-svc during suspend" in notes
+
+            released = time.time()
+            await kclient.patch(
+                RAYCLUSTERS, cname, [{"op": "remove", "path": "/metadata/finalizers"}], namespace, patch_type="json"
+            )
+
+            async def initializing() -> dict[str, Any] | None:
+                st = await status_of(kclient, namespace, "svc")
+                return st if cond(st, "Suspended").get("reason") == "RayServiceResumed" else None
+
+            st = await eventually(initializing, 60, "resumed")
+            ready = cond(st, "Ready")
+            if ready["status"] == "False":  # still initialising: the new cluster is not serving yet
+                assert ready["reason"] == "Initializing"
+                assert ready["message"] == "RayService is initializing after resuming from suspend."
+            assert _parse_time(ready["lastTransitionTime"]) >= int(released)
+            assert not cond(st, "Suspending") or cond(st, "Suspending")["status"] == "False"
+            st = await wait_ready(kclient, namespace, "svc", 90)
+            assert st["activeServiceStatus"]["rayClusterName"] != cname
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+
+async def _terminating_or_not(c: Client, ns: str) -> list[dict[str, Any]]:
+    return list((await c.list(RAYCLUSTERS, ns, label_selector="ray.io/originated-from-cr-name=svc"))["items"])
+
+
+def _parse_time(text: str) -> int:
+    import calendar
+
+    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+async def test_an_active_cluster_made_by_another_kuberay_version_is_updated_in_place(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    """After an operator upgrade the active cluster carries the old ray.io/kuberay-version: it is
+    rebuilt in place (same cluster, labels and annotations replaced wholesale), never replaced."""
+    async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, _heads):
+        await kclient.create(RAYSERVICES, rayservice("svc", namespace))
+        st = await wait_ready(kclient, namespace, "svc")
+        cname = st["activeServiceStatus"]["rayClusterName"]
+        await kclient.patch(
+            RAYCLUSTERS,
+            cname,
+            {"metadata": {"annotations": {"ray.io/kuberay-version": "v1.6.1"}, "labels": {"team": "added-by-hand"}}},
+            namespace,
+        )
+
+        async def rebuilt() -> dict[str, Any] | None:
+            rc = await kclient.get(RAYCLUSTERS, cname, namespace)
+            return rc if rc["metadata"]["annotations"]["ray.io/kuberay-version"] == "v1.7.0" else None
+
+        rc = await eventually(rebuilt, 30, "the active cluster rebuilt by this version")
+        assert "team" not in rc["metadata"]["labels"]
+        events = await wait_events(kclient, namespace, "svc", "UpdatedRayCluster")
+        assert events[0]["note"] == f"Updated the active RayCluster {namespace}/{cname}"
+        for _ in range(10):
+            st = await status_of(kclient, namespace, "svc")
+            assert st["activeServiceStatus"]["rayClusterName"] == cname and not st["pendingServiceStatus"]
+            assert cond(st, "Ready")["status"] == "True"
+            assert [c["metadata"]["name"] for c in await clusters_of(kclient, namespace, "svc")] == [cname]
+            await asyncio.sleep(0.2)
+
+
+async def test_a_serving_rayservice_is_polled_every_two_seconds_and_a_suspended_one_not_at_all(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    """The requeue table as an SRE sees it in controller_runtime_reconcile_total: a Ready RayService is
+    reconciled about every 2 s (Serve status, endpoints); once Suspended, never until it changes."""
+    async with operator_with_heads(sim_cluster, kclient, namespace) as (rt, _heads):
+        await kclient.create(RAYSERVICES, rayservice("svc", namespace))
+        await wait_ready(kclient, namespace, "svc")
+
+        def passes() -> float:
+            text = _scrape(rt)
+            return sum(
+                _metric(text, "controller_runtime_reconcile_total", controller="rayservice", result=r)
+                for r in ("success", "requeue_after", "requeue", "error")
+            )
+
+        before, t0 = passes(), time.monotonic()
+        await asyncio.sleep(6.0)  # a sampling window, not synchronisation
+        rate = (passes() - before) / (time.monotonic() - t0)
+        assert 0.3 <= rate <= 1.0, rate  # one pass per ~2 s (events from its own writes add a few)
+
+        await patch_spec(kclient, namespace, "svc", {"suspend": True})
+
+        async def suspended() -> bool:
+            return cond(await status_of(kclient, namespace, "svc"), "Suspended").get("status") == "True"
+
+        await eventually(suspended, 60, "Suspended=True")
+        await eventually(lambda: _no_clusters(kclient, namespace, "svc"), 60, "the clusters gone")
+
+        async def quiet() -> bool:  # the last requeue of SuspendComplete (2 s) has run out
+            before = passes()
+            await asyncio.sleep(2.5)
+            return passes() == before
+
+        await eventually(quiet, 30, "no more passes")
+        before = passes()
+        for _ in range(25):  # 5 s: no pass at all
+            assert passes() == before
+            await asyncio.sleep(0.2)

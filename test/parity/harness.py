@@ -491,11 +491,16 @@ def _generated_names(snap: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
 
 
 def _leftover_names(text: str, snap: dict[str, list[dict[str, Any]]]) -> str:
-    """Names generated from a RayJob's name that no object shows any more (the clusters and job ids of
-    earlier retries, named in events): <rayjob>-<5 random> becomes <rayjob>-<gen5>."""
-    for job in snap.get("RayJob", []):
-        name = re.escape(job["metadata"]["name"])
-        text = re.sub(rf"\b{name}-[a-z0-9]{{5}}\b", job["metadata"]["name"] + "-<gen5>", text)
+    """Names generated from a RayJob's or RayService's name that no object shows any more (the clusters
+    and job ids of earlier retries, a RayService's clusters before an upgrade, named in events):
+    <name>-<5 random> becomes <name>-<gen5>."""
+    names = {o["metadata"]["name"] for o in [*snap.get("RayJob", []), *snap.get("RayService", [])]}
+    for e in snap.get("Event", []):  # also of those deleted since
+        inv = e.get("involvedObject") or {}
+        if inv.get("kind") in ("RayJob", "RayService") and inv.get("name"):
+            names.add(inv["name"])
+    for name in sorted(names, key=len, reverse=True):
+        text = re.sub(rf"\b{re.escape(name)}-[a-z0-9]{{5}}\b", name + "-<gen5>", text)
     return text
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import os
 import uuid
@@ -326,6 +327,72 @@ async def test_scenarios(sim_cluster: Any, kclient: Client, oracle: Path, tmp_pa
             )
         )
         found.append(await p.compare("scenarios-3-reverted", timeout=90))
+    bad = [r for r in found if r.failures() or r.unsettled]
+    if bad:
+        pytest.fail("\n".join(r.report() for r in bad), pytrace=False)
+
+
+def _service(name: str, **spec: Any) -> dict[str, Any]:
+    """The basic RayService sample under another name (its ConfigMap is applied once per namespace)."""
+    base = next(d for d in inputs.service_docs() if d["kind"] == "RayService" and "multi" not in d["metadata"]["name"])
+    doc = copy.deepcopy(base)
+    doc["metadata"] = {"name": name}
+    doc["spec"].update(spec)
+    return doc
+
+
+async def _service_clusters(p: Pair, side: Side, name: str) -> list[str]:
+    sel = f"ray.io/originated-from-cr-name={name},ray.io/originated-from-crd=RayService"
+    items = (await p.client.list(RAYCLUSTERS, side.namespace, label_selector=sel))["items"]
+    return [rc["metadata"]["name"] for rc in items]
+
+
+async def test_rayservice_scenarios(sim_cluster: Any, kclient: Client, oracle: Path, tmp_path: Path) -> None:
+    """A RayService's lifecycle on both operators: created to Ready; then a Serve config edit (applied
+    in place), a rayClusterConfig edit (a pending cluster, traffic switched once its applications run,
+    the old cluster deleted after rayClusterDeletionDelaySeconds) and a deletion (finalizer, clusters
+    and Services gone), each on a RayService of its own. Suspend is not here: v1.6.1 has no
+    RayService ``spec.suspend`` (test/integration/test_rayservice.py covers it)."""
+    apps = next(d for d in inputs.service_docs() if d["kind"] == "ConfigMap" and "multi" not in d["metadata"]["name"])
+    found: list[Result] = []
+    async with pair(sim_cluster, kclient, oracle, tmp_path) as p:
+        await p.apply([apps, _service("ps-serve"), _service("ps-upgrade", rayClusterDeletionDelaySeconds=5)])
+        await p.apply([_service("ps-delete")])
+        found.append(await p.compare("rayservice-1-ready", timeout=180, done=lambda: _rayservices_ready(p)))
+
+        first = {s.name: await _service_clusters(p, s, "ps-upgrade") for s in p.sides}
+        serve = _service("ps-serve")["spec"]["serveConfigV2"].replace("greeting: Hello", "greeting: Hi")
+        await p.patch("RayService", "ps-serve", {"spec": {"serveConfigV2": serve}})
+        await p.each(
+            lambda s: p.client.patch(
+                RAYSERVICES,
+                "ps-upgrade",
+                [
+                    {
+                        "op": "add",
+                        "path": "/spec/rayClusterConfig/headGroupSpec/template/spec/containers/0/env",
+                        "value": [{"name": "UPGRADE", "value": "2"}],
+                    }
+                ],
+                s.namespace,
+                patch_type="json",
+            )
+        )
+        await p.each(lambda s: p.client.delete(RAYSERVICES, "ps-delete", s.namespace))
+
+        async def switched() -> bool:
+            for side in p.sides:
+                clusters = await _service_clusters(p, side, "ps-upgrade")
+                if len(clusters) != 1 or clusters == first[side.name]:
+                    return False  # the old cluster is still there, or no new one yet
+                if await _service_clusters(p, side, "ps-delete"):
+                    return False
+                with contextlib.suppress(NotFound):
+                    await p.client.get(RAYSERVICES, "ps-delete", side.namespace)
+                    return False
+            return await _rayservices_ready(p)
+
+        found.append(await p.compare("rayservice-2-changed", timeout=180, done=switched))
     bad = [r for r in found if r.failures() or r.unsettled]
     if bad:
         pytest.fail("\n".join(r.report() for r in bad), pytrace=False)
