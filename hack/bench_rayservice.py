@@ -42,6 +42,7 @@ import logging
 import math
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -590,6 +591,8 @@ async def phase_ready(
 ) -> dict[str, str]:
     n = int(args.services)
     names = [f"rs-{i:03d}" for i in range(n)]
+    dead = black_holed(args)
+    live = [x for x in names if x not in dead]
     sem = asyncio.Semaphore(CREATE_CONCURRENCY)
     sent: dict[str, float] = {}
 
@@ -604,17 +607,24 @@ async def phase_ready(
     t0 = time.monotonic()
     await asyncio.gather(*(create(x) for x in names))
     create_s = time.monotonic() - t0
-    done = await until(lambda: all(x in tr.first_ready for x in names), args.timeout)
-    ready = [tr.first_ready[x] for x in names if x in tr.first_ready]
+    done = await until(lambda: all(x in tr.first_ready for x in live), args.timeout)
+    ready = [tr.first_ready[x] for x in live if x in tr.first_ready]
     first = {x: tr.active[x][0] for x in names if x in tr.active}
     rows = phase.rows()
     durations = times.between(t0, time.monotonic())
-    return {
+    out = {
         "RayServices created (head-only cluster, one Serve application)": f"{n}",
         f"create loop, {CREATE_CONCURRENCY} in flight (s)": f"{create_s:.1f}",
-        "**all `Ready`, from the first create** (s)": f"**{secs(ready, t0, n)}**" + ("" if done else " (deadline hit)"),
+    }
+    if dead:
+        out["of which with a black-holed head (its dashboard and proxy never answer)"] = f"{len(dead)}"
+        out["… of those `Ready` (0 expected)"] = f"{sum(x in tr.first_ready for x in dead)}"
+    return out | {
+        "**all `Ready`, from the first create** (s)"
+        + (" (those with a live head)" if dead else ""): f"**{secs(ready, t0, len(live))}**"
+        + ("" if done else " (deadline hit)"),
         "per service: create sent → `Ready`, p50 / p99 / max": spread(
-            [tr.first_ready[x] - sent[x] for x in names if x in tr.first_ready]
+            [tr.first_ready[x] - sent[x] for x in live if x in tr.first_ready]
         ),
         "… of which create sent → its RayCluster created": spread(
             [tr.cluster_created[cl] - sent[x] for x, cl in first.items() if cl in tr.cluster_created]
@@ -823,10 +833,21 @@ async def bench(plane: ControlPlane, args: argparse.Namespace, res: dict[str, di
     run = res.setdefault("run", {})
     helper, port = start_helper(plane.kubeconfig)
     base = f"http://127.0.0.1:{port}/c/"
+    # A black-holed head: a listening socket nobody accepts from, so requests connect (or queue for the
+    # backlog) and never get an answer, as a head behind a dropped route or a hung process.
+    hole = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(1)
+    dead_base = f"http://127.0.0.1:{hole.getsockname()[1]}/c/"
+    dead = black_holed(args)
+
+    def head(cluster: str) -> str:
+        return (dead_base if cluster.rsplit("-", 1)[0] in dead else base) + cluster
+
     try:
         factory = RecordingFactory(
-            Loopback(lambda cluster: base + str(cluster["metadata"]["name"])),
-            proxies=LoopbackProxyAddress(lambda pod, _port: base + str(pod["metadata"]["labels"][CLUSTER_LABEL])),
+            Loopback(lambda cluster: head(str(cluster["metadata"]["name"]))),
+            proxies=LoopbackProxyAddress(lambda pod, _port: head(str(pod["metadata"]["labels"][CLUSTER_LABEL]))),
             limit_per_host=256,  # every fake head shares the helper's one host:port
         )
         times = ReconcileTimes()
@@ -869,6 +890,12 @@ async def bench(plane: ControlPlane, args: argparse.Namespace, res: dict[str, di
                 await asyncio.wait_for(task, 30)
     finally:
         stop_helper(helper)
+        hole.close()
+
+
+def black_holed(args: argparse.Namespace) -> set[str]:
+    """The RayServices whose heads never answer: the first ``--black-holed``."""
+    return {f"rs-{i:03d}" for i in range(args.black_holed)}
 
 
 def main() -> int:
@@ -885,6 +912,12 @@ def main() -> int:
     )
     ap.add_argument(
         "--deletion-delay", type=int, default=10, help="rayClusterDeletionDelaySeconds of every RayService (10)"
+    )
+    ap.add_argument(
+        "--black-holed",
+        type=int,
+        default=0,
+        help="RayServices whose head never answers (dashboard and proxy); the others are measured (0)",
     )
     ap.add_argument("--concurrency", type=int, default=10, help="--reconcile-concurrency (default 10)")
     ap.add_argument("--qps", type=float, default=defaults.qps, help=f"operator client QPS (default {defaults.qps:g})")

@@ -131,6 +131,7 @@ async def operator_with_heads(
     concurrency: int = 4,
     dead: set[str] | None = None,
     clock: Callable[[], float] = time.time,
+    gates: str = "",
 ) -> AsyncIterator[tuple[Runtime, Heads]]:
     async with FakeDashboard() as fake:
         heads = Heads(fake, timing)
@@ -155,7 +156,8 @@ async def operator_with_heads(
 
         mirror = asyncio.create_task(endpoint_slices(kclient, namespace))
         try:
-            async with running_operator(plane, [raycluster_setup, rayservice_setup], concurrency=concurrency) as rt:
+            setups = [raycluster_setup, rayservice_setup]
+            async with running_operator(plane, setups, concurrency=concurrency, gates=gates) as rt:
                 yield rt, heads
         finally:
             mirror.cancel()
@@ -435,6 +437,20 @@ async def test_initializing_timeout(sim_cluster: Any, kclient: Client, namespace
             assert cond(st, "Ready")["reason"] == "InitializingTimeout"
             assert not await clusters_of(kclient, namespace, "slow")
             await asyncio.sleep(0.3)
+        # Upstream's way out besides delete and recreate (Q7): suspend, then resume, starts over.
+        heads.failing_imports = {}
+        await patch_spec(kclient, namespace, "slow", {"suspend": True})
+
+        async def suspended() -> bool:
+            return cond(await status_of(kclient, namespace, "slow"), "Suspended").get("status") == "True"
+
+        await eventually(suspended, 60, "Suspended=True")
+        await kclient.patch(
+            RAYSERVICES, "slow", {"metadata": {"annotations": {"ray.io/initializing-timeout": "2m"}}}, namespace
+        )
+        await patch_spec(kclient, namespace, "slow", {"suspend": False})
+        st = await wait_ready(kclient, namespace, "slow", 120)
+        assert st["activeServiceStatus"]["rayClusterName"]
 
 
 async def _no_clusters(c: Client, ns: str, name: str) -> bool:
@@ -985,7 +1001,7 @@ async def test_an_upgrade_keeps_the_old_cluster_a_minute_by_default_and_the_serv
         ip = (await kclient.get(SERVICES, "svc-serve-svc", namespace))["spec"]["clusterIP"]
         labels = {"name": "svc", "namespace": namespace}
         assert _metric(_scrape(rt), "kuberay_service_condition_upgrade_in_progress", condition="false", **labels) == 1
-        heads.timing = ServeTiming(deploy=4.0, redeploy=0.2, delete=0.3)
+        heads.timing = ServeTiming(deploy=8.0, redeploy=0.2, delete=0.3)
         await patch_spec(kclient, namespace, "svc", {"rayClusterConfig": new_image(created["spec"], "ray:2.53.0")})
 
         async def pending_name() -> str | None:
@@ -995,6 +1011,16 @@ async def test_an_upgrade_keeps_the_old_cluster_a_minute_by_default_and_the_serv
         asked = sum(r.endpoint == "serve_get" for r in heads(old).requests)
         metric = _metric(_scrape(rt), "kuberay_service_condition_upgrade_in_progress", condition="true", **labels)
         assert metric == 1
+        # The old head's proxy stops answering mid-upgrade: its pod leaves the serve Service's selection.
+        heads(old).fail_next("proxy_healthz", 503, "proxy draining", times=100_000)
+        sel = f"ray.io/cluster={old},ray.io/node-type=head"
+
+        async def old_head_unlabelled() -> bool:
+            pods = (await kclient.list(PODS, namespace, label_selector=sel))["items"]
+            return bool(pods) and pods[0]["metadata"]["labels"].get("ray.io/serve") == "false"
+
+        await eventually(old_head_unlabelled, 30, "the old head labelled ray.io/serve=false")
+        assert (await status_of(kclient, namespace, "svc"))["pendingServiceStatus"].get("rayClusterName") == new
 
         async def promoted() -> bool:
             st = await status_of(kclient, namespace, "svc")
@@ -1253,7 +1279,35 @@ async def test_incremental_upgrade_repairs_its_gateway_and_reports_what_it_canno
                 return max(counts, default=0) >= 2
 
             await eventually(repeated, 30, "RollbackImpossible repeated")
+
+            # Suspending takes the Gateway and the HTTPRoute with everything else.
+            await patch_spec(kclient, namespace, "inc", {"suspend": True})
+
+            async def suspended() -> bool:
+                return cond(await status_of(kclient, namespace, "inc"), "Suspended").get("status") == "True"
+
+            await eventually(suspended, 60, "Suspended=True")
+            assert await gone(kclient, GATEWAYS, "inc-gateway", namespace)
+            assert await gone(kclient, HTTPROUTES, "inc-httproute", namespace)
+            notes = {e["note"] for e in await events_for(kclient, namespace, "inc")}
+            assert f"Deleted the Gateway {namespace}/inc-gateway during suspend" in notes
+            assert f"Deleted the HTTPRoute {namespace}/inc-httproute during suspend" in notes
     finally:
         gwc.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await gwc
+
+
+async def test_without_the_status_conditions_gate_the_head_pod_itself_says_ready(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    """With RayClusterStatusConditions off, RayClusters carry no HeadPodReady condition: the head counts
+    as ready when its Pod is Running and Ready, and the RayService gets there all the same."""
+    gates = "RayClusterStatusConditions=false"
+    async with operator_with_heads(sim_cluster, kclient, namespace, gates=gates) as (_rt, heads):
+        await kclient.create(RAYSERVICES, rayservice("svc", namespace))
+        st = await wait_ready(kclient, namespace, "svc")
+        cname = st["activeServiceStatus"]["rayClusterName"]
+        rc = await kclient.get(RAYCLUSTERS, cname, namespace)
+        assert not [c for c in (rc.get("status") or {}).get("conditions") or () if c["type"] == "HeadPodReady"]
+        assert len(heads(cname).serve_configs) == 1  # the Serve config went to a head it judged ready
