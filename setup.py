@@ -4,6 +4,6 @@ a top-level ``cmd`` package would shadow the standard library's ``cmd`` module."
 from setuptools import find_packages, setup
 
 setup(
-    packages=[*find_packages(include=["api*", "controllers*", "internal*"]), "kuberay_operator"],
+    packages=[*find_packages(include=["api*", "controllers*", "internal*", "pkg*"]), "kuberay_operator"],
     package_dir={"kuberay_operator": "cmd"},
 )

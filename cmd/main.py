@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -31,6 +33,7 @@ if not __package__:  # run as a script from a source tree: make api/, controller
 from api.config.v1alpha1 import Configuration, batch_scheduler, decode, set_defaults, validate
 from controllers.ray import raycluster_controller, rayjob_controller, rayservice_controller, rbac
 from controllers.ray.raycluster_controller import RayClusterOptions
+from controllers.ray.utils import constants as C
 from controllers.ray.utils import dashboard
 from internal import logging as oplog
 from internal import startup, tracing
@@ -40,6 +43,8 @@ from internal.features import DEFAULTS as FEATURE_DEFAULTS
 from internal.features import FeatureGates
 from internal.informer import ByObject
 from internal.startup import Access, StartupError
+from internal.webhook import CertificateError, WebhookServer
+from pkg.webhooks import v1 as webhooks_v1
 
 if TYPE_CHECKING:
     from internal.controlplane import ControlPlane
@@ -76,6 +81,19 @@ def controller_setups(dashboards: dashboard.DashboardClientFactory | None = None
         return rayservice_controller.setup(rt, None, dashboards)
 
     return [raycluster, rayjob, rayservice]
+
+
+def webhook_setup(env: Mapping[str, str]) -> tuple[ControllerSetup, WebhookServer] | None:
+    """The validating webhooks, registered after the controllers as in main.go, when ``ENABLE_WEBHOOKS``
+    is exactly ``true`` (upstream's test: any other value leaves them off)."""
+    if env.get(C.ENABLE_WEBHOOKS) != "true":
+        return None
+    server = WebhookServer()
+
+    def setup(rt: Any) -> list[Any]:
+        return webhooks_v1.setup(rt, server)
+
+    return setup, server
 
 
 # ---- flags -------------------------------------------------------------------------------------------
@@ -387,13 +405,25 @@ def main(argv: list[str] | None = None) -> int:
             # The operator runs on the host, outside the pods' network and its names: it reaches the
             # Ray dashboards through the apiserver proxy, which reaches the pod addresses.
             cfg.useKubernetesProxy = True
+    setups = controller_setups()
+    hooks = webhook_setup(os.environ)
+    if hooks is not None:
+        setups.append(hooks[0])
+        try:
+            hooks[1].check_certs()  # controller-runtime's manager refuses to start without them too
+        except CertificateError as e:
+            return fail(
+                f"{C.ENABLE_WEBHOOKS}=true but the webhook server has no usable certificate: {e} "
+                "(mount the Secret webhook-server-cert there, as config/overlays/webhooks does)",
+                1,
+            )
     opts = Options(
         config=cfg,
         gates=gates,
         kubeconfig=kubeconfig,
         graceful_shutdown_timeout=args.graceful_shutdown_timeout,
         leader_election_namespace=cfg.leaderElectionNamespace or _pod_namespace(),
-        setups=controller_setups(),
+        setups=setups,
         cache_by_object=cache_selectors(),
     )
     try:

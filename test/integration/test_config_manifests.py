@@ -175,8 +175,27 @@ class Discovery:
         return self.cache[api_version].get(kind)
 
 
+#: cert-manager's CRDs for config/certmanager (raycluster-extensions.md §12): from its Go module, as the
+#: plane's own binaries; no cert-manager controller runs, the objects are only validated
+CERT_MANAGER_MODULE = "github.com/cert-manager/cert-manager@v1.19.4"
+
+
+def install_cert_manager_crds(plane: Any) -> None:
+    proc = subprocess.run(
+        ["go", "mod", "download", "-json", CERT_MANAGER_MODULE],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    crds = Path(json.loads(proc.stdout)["Dir"]) / "deploy" / "crds"
+    plane.install_crds([crds / "cert-manager.io_certificates.yaml", crds / "cert-manager.io_issuers.yaml"])
+
+
 @pytest.fixture(scope="module")
 def discovery(control_plane: Any) -> Discovery:
+    install_cert_manager_crds(control_plane)
     return Discovery(control_plane)
 
 
@@ -265,6 +284,7 @@ def check_monitor(obj: dict[str, Any]) -> None:
 def test_every_config_directory_with_manifests_has_a_kustomization() -> None:
     expected = {"crd", "rbac", "rbac/namespaced", "manager", "default", "prometheus", "samples"}
     expected |= {"overlays/single-namespace", "overlays/ha", "overlays/local-dev"}
+    expected |= {"webhook", "certmanager", "overlays/webhooks"}
     assert expected <= {_rel(k) for k in KUSTOMIZATIONS}
 
 
@@ -543,3 +563,43 @@ def test_contained_helper() -> None:
     assert contained({"a": {}}, {}) == []
     assert contained({"a": [1, 2]}, {"a": [1]}) == [".a: sent [1, 2], got [1]"]
     assert contained({"a": True}, {"a": 1}) == [".a: sent True, got 1"]
+
+
+def test_webhooks_overlay_wires_the_api_server_to_the_operators_webhook_server(
+    builds: dict[str, list[dict[str, Any]]],
+) -> None:
+    """config/overlays/webhooks: the configuration calls the Service, which selects the operator's pods
+    on the webhook port; the certificate names that Service and lands where the server reads it."""
+    objects = builds["overlays/webhooks"]
+    ns = "default"
+    config = _find(objects, "ValidatingWebhookConfiguration", "kuberay-validating-webhook-configuration")
+    assert config["metadata"]["annotations"] == {"cert-manager.io/inject-ca-from": f"{ns}/serving-cert"}
+    paths = set()
+    for hook in config["webhooks"]:
+        service = hook["clientConfig"]["service"]
+        assert (service["name"], service["namespace"]) == ("kuberay-webhook-service", ns)
+        paths.add(service["path"])
+        assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None"
+    assert paths == {f"/validate-ray-io-v1-{k}" for k in ("raycluster", "rayjob", "rayservice")}
+
+    svc = _find(objects, "Service", "kuberay-webhook-service")
+    assert svc["metadata"]["namespace"] == ns
+    assert [(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(443, 9443)]
+    deployment = _find(objects, "Deployment", "kuberay-operator")
+    assert svc["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    c = _container(deployment)
+    assert {"name": "ENABLE_WEBHOOKS", "value": "true"} in c["env"]
+    assert ("webhook-server", 9443) in {(p["name"], p["containerPort"]) for p in c["ports"]}
+    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/tmp/k8s-webhook-server/serving-certs")
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"])
+
+    cert = _find(objects, "Certificate", "serving-cert")
+    assert cert["spec"]["secretName"] == volume["secret"]["secretName"] == "webhook-server-cert"
+    assert cert["spec"]["dnsNames"] == [
+        f"kuberay-webhook-service.{ns}.svc",
+        f"kuberay-webhook-service.{ns}.svc.cluster.local",
+    ]
+    assert cert["spec"]["issuerRef"] == {"kind": "Issuer", "name": "selfsigned-issuer"}
+    assert _find(objects, "Issuer", "selfsigned-issuer")["spec"] == {"selfSigned": {}}
+    # everything in config/default is still there
+    assert _kinds(builds["default"]) <= _kinds(objects)

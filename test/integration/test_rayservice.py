@@ -1311,3 +1311,94 @@ async def test_without_the_status_conditions_gate_the_head_pod_itself_says_ready
         rc = await kclient.get(RAYCLUSTERS, cname, namespace)
         assert not [c for c in (rc.get("status") or {}).get("conditions") or () if c["type"] == "HeadPodReady"]
         assert len(heads(cname).serve_configs) == 1  # the Serve config went to a head it judged ready
+
+
+async def test_ready_follows_endpoints_not_application_health(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    """A deployment turning UNHEALTHY shows in the application statuses, but Ready stays True while the
+    serve Service has endpoints (upstream: Ready means "requests can be sent", Q22). The active status
+    carries a copy of its RayCluster's status."""
+    async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, heads):
+        await kclient.create(RAYSERVICES, rayservice("svc", namespace))
+        st = await wait_ready(kclient, namespace, "svc")
+        cname = st["activeServiceStatus"]["rayClusterName"]
+        copied = st["activeServiceStatus"]["rayClusterStatus"]
+        live = (await kclient.get(RAYCLUSTERS, cname, namespace))["status"]
+        assert copied["state"] == live["state"] == "ready"
+        assert copied["head"]["podName"] == live["head"]["podName"]
+        heads(cname).serve.set_deployment_status("app1", "Hello", "UNHEALTHY", "replica died")
+
+        async def unhealthy() -> dict[str, Any] | None:
+            st = await status_of(kclient, namespace, "svc")
+            app = st["activeServiceStatus"]["applicationStatuses"]["app1"]
+            return st if app["status"] == "UNHEALTHY" else None
+
+        st = await eventually(unhealthy, 30, "app1 UNHEALTHY in the status")
+        assert st["activeServiceStatus"]["applicationStatuses"]["app1"]["serveDeploymentStatuses"]["Hello"] == {
+            "status": "UNHEALTHY",
+            "message": "replica died",
+        }
+        for _ in range(10):
+            st = await status_of(kclient, namespace, "svc")
+            assert cond(st, "Ready")["status"] == "True" and st["serviceStatus"] == "Running"
+            await asyncio.sleep(0.2)
+
+
+async def test_without_a_head_pod_every_pass_fails_and_the_status_stays_as_it_was(
+    sim_cluster: Any, kclient: Client, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The active cluster suspended by hand (as Kueue would): its head Pod goes, and each pass stops at
+    the serve-label step with upstream's "found 0 head" error, retried with backoff; the status is not
+    rewritten meanwhile (Q14), and nothing replaces the cluster."""
+    async with operator_with_heads(sim_cluster, kclient, namespace) as (rt, _heads):
+        await kclient.create(RAYSERVICES, rayservice("svc", namespace))
+        st = await wait_ready(kclient, namespace, "svc")
+        cname = st["activeServiceStatus"]["rayClusterName"]
+        await kclient.patch(RAYCLUSTERS, cname, {"spec": {"suspend": True}}, namespace)
+        sel = f"ray.io/cluster={cname},ray.io/node-type=head"
+
+        async def no_head() -> bool:
+            return not (await kclient.list(PODS, namespace, label_selector=sel))["items"]
+
+        await eventually(no_head, 60, "the head Pod gone")
+        text = f"found 0 head. cluster name {cname}, namespace {namespace}"
+
+        def logged() -> bool:
+            return any(getattr(r, "error", "") == text for r in caplog.records)
+
+        await eventually(logged, 30, "the reconcile error logged")
+        frozen = (await kclient.get(RAYSERVICES, "svc", namespace))["metadata"]["resourceVersion"]
+        errors = _metric(_scrape(rt), "controller_runtime_reconcile_errors_total", controller="rayservice")
+        for _ in range(15):
+            svc = await kclient.get(RAYSERVICES, "svc", namespace)
+            assert svc["metadata"]["resourceVersion"] == frozen
+            assert [c["metadata"]["name"] for c in await clusters_of(kclient, namespace, "svc")] == [cname]
+            await asyncio.sleep(0.2)
+        assert _metric(_scrape(rt), "controller_runtime_reconcile_errors_total", controller="rayservice") > errors
+        assert (await kclient.get(RAYCLUSTERS, cname, namespace))["spec"]["suspend"] is True  # the edit is kept
+
+
+async def test_any_cluster_with_the_association_labels_is_cleaned_up_as_the_services(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    """A RayCluster made by hand with a RayService's association labels is taken for one of its old
+    clusters and deleted after rayClusterDeletionDelaySeconds (upstream Q21): the labels are the link."""
+    async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, _heads):
+        await kclient.create(RAYSERVICES, rayservice("svc", namespace))
+        st = await wait_ready(kclient, namespace, "svc")
+        stray = {
+            "apiVersion": "ray.io/v1",
+            "kind": "RayCluster",
+            "metadata": {
+                "name": "by-hand",
+                "labels": {"ray.io/originated-from-crd": "RayService", "ray.io/originated-from-cr-name": "svc"},
+            },
+            "spec": copy.deepcopy(RAYSERVICE["spec"]["rayClusterConfig"]),
+        }
+        await kclient.create(RAYCLUSTERS, stray, namespace)
+        await eventually(lambda: gone(kclient, RAYCLUSTERS, "by-hand", namespace), 60, "the stray cluster deleted")
+        events = await wait_events(kclient, namespace, "svc", "DeletedRayCluster")
+        assert f"Deleted the RayCluster {namespace}/by-hand" in {e["note"] for e in events}
+        st = await status_of(kclient, namespace, "svc")
+        assert cond(st, "Ready")["status"] == "True"

@@ -285,3 +285,21 @@ async def test_unknown_config_field_is_a_warning_and_the_log_file_is_written(
     stdout = out_file.read_text()
     assert "\tWARNING\tkuberay.main\tunknown field 'reconcileConcurency'" in stdout  # the console encoder
     assert "start-up checks passed" in stdout
+
+
+def test_webhooks_without_a_certificate_are_refused(tmp_path: Path) -> None:
+    """ENABLE_WEBHOOKS=true needs tls.crt and tls.key where the webhook server reads them (under TMPDIR,
+    as controller-runtime): without them the operator says so and where, before touching the cluster."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = operator(tmp_path, env={"ENABLE_WEBHOOKS": "true", "TMPDIR": str(tmp)})
+    one_line_error(
+        proc,
+        1,
+        "ENABLE_WEBHOOKS=true but the webhook server has no usable certificate:",
+        f"{tmp}/k8s-webhook-server/serving-certs/tls.crt does not exist",
+        "webhook-server-cert",
+    )
+    # any other value leaves the webhooks off, as upstream's exact test: the next failure is the missing kubeconfig
+    proc = operator(tmp_path, env={"ENABLE_WEBHOOKS": "True", "TMPDIR": str(tmp)})
+    assert proc.returncode == 2 and "webhook" not in proc.stderr, proc.stderr

@@ -20,6 +20,6 @@ def test_internal_imports_nothing_from_controllers() -> None:
             offenders += [
                 f"{path.relative_to(REPO)}:{node.lineno} imports {n}"
                 for n in names
-                if n.split(".")[0] in ("controllers", "kuberay_operator")
+                if n.split(".")[0] in ("controllers", "pkg", "kuberay_operator")
             ]
     assert offenders == []

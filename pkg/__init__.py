@@ -1,0 +1,1 @@
+"""Packages of this operator that mirror upstream ray-operator/pkg."""
