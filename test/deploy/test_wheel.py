@@ -20,7 +20,7 @@ from support.image import wheels_dir
 pytestmark = pytest.mark.deploy
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = ("pyproject.toml", "setup.py", "README.md", "api", "controllers", "internal", "cmd")
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "api", "controllers", "internal", "cmd", "pkg")
 PIP_TIMEOUT = 600
 
 
