@@ -11,7 +11,8 @@ standard library's module of that name).
 Logs go to stdout (and to --log-file-path). A start-up failure is one line on stderr, prefixed
 ``kuberay-operator: ``. Exit status: 0 after a requested stop (SIGTERM/SIGINT); 2 on bad flags,
 configuration or kubeconfig; 1 when the cluster is not ready for the operator (API server unreachable,
-CRDs or RBAC missing), on a fatal error, or on a lost leader lease.
+CRDs or RBAC missing), when ENABLE_WEBHOOKS=true finds no serving certificate, on a fatal error, or on a
+lost leader lease.
 """
 
 from __future__ import annotations
@@ -390,21 +391,6 @@ def main(argv: list[str] | None = None) -> int:
     log.info("feature gates: %s", gates)
     tracing.setup(exporters)
 
-    plane = None
-    kubeconfig = args.kubeconfig
-    if args.local_control_plane:
-        try:
-            plane = start_local_plane()
-        except Exception as e:  # PlaneError, or a binary build that failed
-            return fail(f"the local control plane did not start: {e}", 1)
-        kubeconfig = str(plane.kubeconfig)
-        # A local run serves metrics and probes on this machine only (upstream's ":8080" is every address).
-        cfg.metricsAddr = _loopback(cfg.metricsAddr)
-        cfg.probeAddr = _loopback(cfg.probeAddr)
-        if "local-node" in plane.processes:
-            # The operator runs on the host, outside the pods' network and its names: it reaches the
-            # Ray dashboards through the apiserver proxy, which reaches the pod addresses.
-            cfg.useKubernetesProxy = True
     setups = controller_setups()
     hooks = webhook_setup(os.environ)
     if hooks is not None:
@@ -417,6 +403,24 @@ def main(argv: list[str] | None = None) -> int:
                 "(mount the Secret webhook-server-cert there, as config/overlays/webhooks does)",
                 1,
             )
+
+    plane = None
+    kubeconfig = args.kubeconfig
+    if args.local_control_plane:
+        try:
+            plane = start_local_plane()
+        except Exception as e:  # PlaneError, or a binary build that failed
+            return fail(f"the local control plane did not start: {e}", 1)
+        kubeconfig = str(plane.kubeconfig)
+        # A local run serves metrics and probes on this machine only (upstream's ":8080" is every address).
+        cfg.metricsAddr = _loopback(cfg.metricsAddr)
+        cfg.probeAddr = _loopback(cfg.probeAddr)
+        if hooks is not None:
+            hooks[1].host = "127.0.0.1"
+        if "local-node" in plane.processes:
+            # The operator runs on the host, outside the pods' network and its names: it reaches the
+            # Ray dashboards through the apiserver proxy, which reaches the pod addresses.
+            cfg.useKubernetesProxy = True
     opts = Options(
         config=cfg,
         gates=gates,
