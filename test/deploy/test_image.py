@@ -26,7 +26,16 @@ ENTRYPOINT = f"{VENV}/bin/kuberay-operator"
 PYTHON = f"{VENV}/bin/python"
 # Extras of pyproject.toml (tests, dev tools, Ray, the local control plane's certificates): never shipped.
 NOT_SHIPPED = ("ray", "pytest", "cryptography", "testcontainers", "hypothesis", "mypy", "ruff", "pip", "setuptools")
-SHIPPED = ("kuberay_operator", "api", "controllers", "internal", "pkg", "kubernetes_asyncio", "aiohttp", "prometheus_client")
+SHIPPED = (
+    "kuberay_operator",
+    "api",
+    "controllers",
+    "internal",
+    "pkg",
+    "kubernetes_asyncio",
+    "aiohttp",
+    "prometheus_client",
+)
 # Run as the Deployment runs it (config/manager/manager.yaml's securityContext).
 AS_DEPLOYED = ("--read-only", "--cap-drop=ALL", "--security-opt=no-new-privileges")
 
