@@ -425,3 +425,56 @@ async def test_serve_calls_and_proxy_health_under_faults() -> None:
             assert (await client.get_serve_details()).applications["a"].status == "RUNNING"
         finally:
             await factory.close()
+
+
+# ---- shouldPrepareNewCluster (upstream's unit table, spec §5.1) -------------------------------------------
+
+
+def _image(s: dict[str, Any], image: str) -> dict[str, Any]:
+    out = copy.deepcopy(s)
+    out["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] = image
+    return out
+
+
+def _appended(s: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(s)
+    group = copy.deepcopy(out["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]) | {"groupName": "w2"}
+    out["spec"]["rayClusterConfig"]["workerGroupSpecs"].append(group)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("case", "want"),
+    [
+        ("no cluster at all", True),
+        ("active with the same spec", False),
+        ("active, a worker group appended (in place instead)", False),
+        ("active, another image", True),
+        ("active, another image, ENABLE_ZERO_DOWNTIME=false", False),
+        ("active, another image, upgradeStrategy None", False),
+        ("pending with the same spec", False),
+        ("pending, another image (it is replaced)", True),
+        ("pending, another image, but serving already (the promotion pass)", False),
+        ("active, another image, while rolling back", False),
+    ],
+)
+def test_should_prepare_new_cluster(case: str, want: bool) -> None:
+    """When a new pending RayCluster is due: the goal spec against the pending cluster if any, else the
+    active one; never while the pending cluster is being promoted or a rollback runs."""
+    env: dict[str, str] = {}
+    base = svc()
+    goal = _image(base, "rayproject/ray:2.53.0") if "another image" in case else base
+    if "appended" in case:
+        goal = _appended(base)
+    if "upgradeStrategy None" in case:
+        goal["spec"]["upgradeStrategy"] = {"type": "None"}
+    if "ENABLE_ZERO_DOWNTIME" in case:
+        env["ENABLE_ZERO_DOWNTIME"] = "false"
+    goal["status"] = {}
+    if "rolling back" in case:
+        goal["status"]["conditions"] = [{"type": "RollbackInProgress", "status": "True"}]
+    active = None if case == "no cluster at all" else cluster_for(base, "svc-aaaaa")
+    pending = cluster_for(base, "svc-bbbbb") if case.startswith("pending") else None
+    r = rs.RayServiceReconciler(None, None, None, None, rs.RayServiceOptions(env=env))  # type: ignore[arg-type]
+    serving = "serving already" in case
+    assert r._should_prepare_new_cluster(goal, active, pending, serving) is want
