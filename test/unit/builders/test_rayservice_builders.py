@@ -478,3 +478,15 @@ def test_should_prepare_new_cluster(case: str, want: bool) -> None:
     r = rs.RayServiceReconciler(None, None, None, None, rs.RayServiceOptions(env=env))  # type: ignore[arg-type]
     serving = "serving already" in case
     assert r._should_prepare_new_cluster(goal, active, pending, serving) is want
+
+
+def test_deprecated_unhealthy_thresholds_are_accepted_and_change_nothing() -> None:
+    """serviceUnhealthySecondThreshold and deploymentUnhealthySecondThreshold are still in the CRD but
+    ignored (spec §1): a RayService with them is valid and builds the same cluster, with the same hash."""
+    from api.v1 import validation as v
+
+    plain = svc()
+    old = svc(serviceUnhealthySecondThreshold=60, deploymentUnhealthySecondThreshold=30)
+    v.validate_ray_service(old)
+    assert rs.build_ray_cluster(old, "svc-abcde") == rs.build_ray_cluster(plain, "svc-abcde")
+    assert rs.is_cluster_spec_hash_equal(old, cluster_for(plain), partial=False)
