@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -28,6 +27,7 @@ from support.fake_serve import ServeTiming
 from support.operator import running_operator
 from support.wait import events_for, eventually, gone, wait_events
 
+from api.v1.fields import parse_time
 from controllers.ray import raycluster_controller, rayservice_controller
 from controllers.ray.utils.dashboard import DashboardClientFactory, Loopback, LoopbackProxyAddress
 from internal.app import Runtime
@@ -453,9 +453,13 @@ async def test_initializing_timeout(sim_cluster: Any, kclient: Client, namespace
         assert st["activeServiceStatus"]["rayClusterName"]
 
 
+async def all_clusters_of(c: Client, ns: str, name: str) -> list[dict[str, Any]]:
+    """Every RayCluster of RayService ``name``, terminating ones included."""
+    return list((await c.list(RAYCLUSTERS, ns, label_selector=f"ray.io/originated-from-cr-name={name}"))["items"])
+
+
 async def _no_clusters(c: Client, ns: str, name: str) -> bool:
-    items = (await c.list(RAYCLUSTERS, ns, label_selector=f"ray.io/originated-from-cr-name={name}"))["items"]
-    return not items
+    return not await all_clusters_of(c, ns, name)
 
 
 async def test_head_restart_reapplies_serve_config(sim_cluster: Any, kclient: Client, namespace: str) -> None:
@@ -802,6 +806,19 @@ async def gateway_controller(c: Client, ns: str) -> None:
         await asyncio.sleep(0.2)
 
 
+@contextlib.asynccontextmanager
+async def gateway_api(plane: Any, kclient: Client, namespace: str) -> AsyncIterator[None]:
+    """The Gateway API CRDs installed and a Gateway implementation playing in ``namespace``."""
+    await install_gateway_api(plane)
+    gwc = asyncio.create_task(gateway_controller(kclient, namespace))
+    try:
+        yield
+    finally:
+        gwc.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await gwc
+
+
 def _weights(route: Mapping[str, Any]) -> dict[str, int]:
     return {b["name"]: b["weight"] for r in route["spec"]["rules"] for b in r["backendRefs"]}
 
@@ -816,68 +833,64 @@ def incremental_rayservice(name: str, ns: str) -> dict[str, Any]:
 
 
 async def test_incremental_upgrade_moves_traffic_in_steps(sim_cluster: Any, kclient: Client, namespace: str) -> None:
-    await install_gateway_api(sim_cluster)
     s = incremental_rayservice("inc", namespace)
-    gwc = asyncio.create_task(gateway_controller(kclient, namespace))
-    try:
-        async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, heads):
-            created = await kclient.create(RAYSERVICES, s)
-            gw = await eventually(lambda: _get(kclient, GATEWAYS, "inc-gateway", namespace), 30, "the Gateway")
-            assert gw["spec"]["gatewayClassName"] == "sim"
-            listeners = [(x["name"], x["protocol"], x["port"]) for x in gw["spec"]["listeners"]]
-            assert listeners == [("http", "HTTP", 80)]
-            assert gw["metadata"]["ownerReferences"][0]["kind"] == "RayService"
-            st = await wait_active(kclient, namespace, "inc")
-            old = st["activeServiceStatus"]["rayClusterName"]
-            assert st["activeServiceStatus"]["targetCapacity"] == 100
-            assert heads(old).serve_configs[0]["target_capacity"] == 100
-            # No <rs>-serve-svc in this mode: each cluster has its own, owned by the cluster.
-            assert await gone(kclient, SERVICES, "inc-serve-svc", namespace)
-            own = await kclient.get(SERVICES, f"{old}-serve-svc", namespace)
-            assert own["metadata"]["ownerReferences"][0]["kind"] == "RayCluster"
-            route = await eventually(lambda: _get(kclient, HTTPROUTES, "inc-httproute", namespace), 30, "the route")
-            assert _weights(route) == {f"{old}-serve-svc": 100}
-            assert route["spec"]["parentRefs"] == [
-                {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "inc-gateway", "namespace": namespace}
-            ]
+    async with (
+        gateway_api(sim_cluster, kclient, namespace),
+        operator_with_heads(sim_cluster, kclient, namespace) as (_rt, heads),
+    ):
+        created = await kclient.create(RAYSERVICES, s)
+        gw = await eventually(lambda: _get(kclient, GATEWAYS, "inc-gateway", namespace), 30, "the Gateway")
+        assert gw["spec"]["gatewayClassName"] == "sim"
+        listeners = [(x["name"], x["protocol"], x["port"]) for x in gw["spec"]["listeners"]]
+        assert listeners == [("http", "HTTP", 80)]
+        assert gw["metadata"]["ownerReferences"][0]["kind"] == "RayService"
+        st = await wait_active(kclient, namespace, "inc")
+        old = st["activeServiceStatus"]["rayClusterName"]
+        assert st["activeServiceStatus"]["targetCapacity"] == 100
+        assert heads(old).serve_configs[0]["target_capacity"] == 100
+        # No <rs>-serve-svc in this mode: each cluster has its own, owned by the cluster.
+        assert await gone(kclient, SERVICES, "inc-serve-svc", namespace)
+        own = await kclient.get(SERVICES, f"{old}-serve-svc", namespace)
+        assert own["metadata"]["ownerReferences"][0]["kind"] == "RayCluster"
+        route = await eventually(lambda: _get(kclient, HTTPROUTES, "inc-httproute", namespace), 30, "the route")
+        assert _weights(route) == {f"{old}-serve-svc": 100}
+        assert route["spec"]["parentRefs"] == [
+            {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "inc-gateway", "namespace": namespace}
+        ]
 
-            await patch_spec(kclient, namespace, "inc", {"rayClusterConfig": new_image(created["spec"], "ray:2.53.0")})
+        await patch_spec(kclient, namespace, "inc", {"rayClusterConfig": new_image(created["spec"], "ray:2.53.0")})
 
-            async def pending() -> str | None:
-                return (await status_of(kclient, namespace, "inc"))["pendingServiceStatus"].get("rayClusterName")
+        async def pending() -> str | None:
+            return (await status_of(kclient, namespace, "inc"))["pendingServiceStatus"].get("rayClusterName")
 
-            new = await eventually(pending, 30, "a pending cluster")
-            seen: list[tuple[int, int]] = []
+        new = await eventually(pending, 30, "a pending cluster")
+        seen: list[tuple[int, int]] = []
 
-            async def upgraded() -> bool:
-                route = await kclient.get(HTTPROUTES, "inc-httproute", namespace)
-                w = _weights(route)
-                pair = (w.get(f"{old}-serve-svc", 0), w.get(f"{new}-serve-svc", 0))
-                if not seen or seen[-1] != pair:
-                    seen.append(pair)
-                st = await status_of(kclient, namespace, "inc")
-                return st["activeServiceStatus"].get("rayClusterName") == new and not st["pendingServiceStatus"]
+        async def upgraded() -> bool:
+            route = await kclient.get(HTTPROUTES, "inc-httproute", namespace)
+            w = _weights(route)
+            pair = (w.get(f"{old}-serve-svc", 0), w.get(f"{new}-serve-svc", 0))
+            if not seen or seen[-1] != pair:
+                seen.append(pair)
+            st = await status_of(kclient, namespace, "inc")
+            return st["activeServiceStatus"].get("rayClusterName") == new and not st["pendingServiceStatus"]
 
-            await eventually(upgraded, 120, "traffic moved in steps and the new cluster promoted")
-            # Traffic moved 25 % at a time, never ahead of the new cluster's capacity.
-            assert seen[:5] == [(100, 0), (75, 25), (50, 50), (25, 75), (0, 100)], seen
-            caps = [c.get("target_capacity") for c in heads(new).serve_configs]
-            assert caps[0] == 0 and 50 in caps and caps[-1] == 100
-            assert [c.get("target_capacity") for c in heads(old).serve_configs][-1] == 0
-            await wait_events(kclient, namespace, "inc", "UpdatedServeTargetCapacity")
-            await wait_events(kclient, namespace, "inc", "UpdatedHTTPRoute")
-            await eventually(lambda: gone(kclient, RAYCLUSTERS, old, namespace), 60, "the old cluster deleted")
+        await eventually(upgraded, 120, "traffic moved in steps and the new cluster promoted")
+        # Traffic moved 25 % at a time, never ahead of the new cluster's capacity.
+        assert seen[:5] == [(100, 0), (75, 25), (50, 50), (25, 75), (0, 100)], seen
+        caps = [c.get("target_capacity") for c in heads(new).serve_configs]
+        assert caps[0] == 0 and 50 in caps and caps[-1] == 100
+        assert [c.get("target_capacity") for c in heads(old).serve_configs][-1] == 0
+        await wait_events(kclient, namespace, "inc", "UpdatedServeTargetCapacity")
+        await wait_events(kclient, namespace, "inc", "UpdatedHTTPRoute")
+        await eventually(lambda: gone(kclient, RAYCLUSTERS, old, namespace), 60, "the old cluster deleted")
 
-            async def one_backend() -> bool:
-                route = await kclient.get(HTTPROUTES, "inc-httproute", namespace)
-                return _weights(route) == {f"{new}-serve-svc": 100}
+        async def one_backend() -> bool:
+            route = await kclient.get(HTTPROUTES, "inc-httproute", namespace)
+            return _weights(route) == {f"{new}-serve-svc": 100}
 
-            await eventually(one_backend, 30, "the route down to the new cluster")
-            assert await selector_target(kclient, namespace, "inc-head-svc") == new
-    finally:
-        gwc.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await gwc
+        await eventually(one_backend, 30, "the route down to the new cluster")
+        assert await selector_target(kclient, namespace, "inc-head-svc") == new
 
 
 async def _get(c: Client, r: Any, name: str, ns: str) -> dict[str, Any] | None:
@@ -890,56 +903,52 @@ async def _get(c: Client, r: Any, name: str, ns: str) -> dict[str, Any] | None:
 async def test_incremental_upgrade_rolls_back_when_the_spec_is_reverted(
     sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:
-    await install_gateway_api(sim_cluster)
     s = incremental_rayservice("inc", namespace)
-    gwc = asyncio.create_task(gateway_controller(kclient, namespace))
-    try:
-        async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, heads):
-            created = await kclient.create(RAYSERVICES, s)
-            st = await wait_active(kclient, namespace, "inc")
-            old = st["activeServiceStatus"]["rayClusterName"]
-            original = copy.deepcopy(created["spec"]["rayClusterConfig"])
-            await patch_spec(kclient, namespace, "inc", {"rayClusterConfig": new_image(created["spec"], "ray:2.53.0")})
+    async with (
+        gateway_api(sim_cluster, kclient, namespace),
+        operator_with_heads(sim_cluster, kclient, namespace) as (_rt, heads),
+    ):
+        created = await kclient.create(RAYSERVICES, s)
+        st = await wait_active(kclient, namespace, "inc")
+        old = st["activeServiceStatus"]["rayClusterName"]
+        original = copy.deepcopy(created["spec"]["rayClusterConfig"])
+        await patch_spec(kclient, namespace, "inc", {"rayClusterConfig": new_image(created["spec"], "ray:2.53.0")})
 
-            async def some_traffic_moved() -> str | None:
-                st = await status_of(kclient, namespace, "inc")
-                pend = st["pendingServiceStatus"]
-                return pend.get("rayClusterName") if (pend.get("trafficRoutedPercent") or 0) >= 25 else None
+        async def some_traffic_moved() -> str | None:
+            st = await status_of(kclient, namespace, "inc")
+            pend = st["pendingServiceStatus"]
+            return pend.get("rayClusterName") if (pend.get("trafficRoutedPercent") or 0) >= 25 else None
 
-            new = await eventually(some_traffic_moved, 90, "traffic moving to the new cluster")
-            await patch_spec(kclient, namespace, "inc", {"rayClusterConfig": original})  # changed our mind
+        new = await eventually(some_traffic_moved, 90, "traffic moving to the new cluster")
+        await patch_spec(kclient, namespace, "inc", {"rayClusterConfig": original})  # changed our mind
 
-            async def rolling_back() -> dict[str, Any] | None:
-                st = await status_of(kclient, namespace, "inc")
-                return st if cond(st, "RollbackInProgress").get("status") == "True" else None
+        async def rolling_back() -> dict[str, Any] | None:
+            st = await status_of(kclient, namespace, "inc")
+            return st if cond(st, "RollbackInProgress").get("status") == "True" else None
 
-            st = await eventually(rolling_back, 30, "RollbackInProgress")
-            assert cond(st, "RollbackInProgress")["reason"] == "DesiredClusterSpecChanged"
-            assert cond(st, "RollbackInProgress")["message"] == "Goal state reverted to original cluster, rolling back."
+        st = await eventually(rolling_back, 30, "RollbackInProgress")
+        assert cond(st, "RollbackInProgress")["reason"] == "DesiredClusterSpecChanged"
+        assert cond(st, "RollbackInProgress")["message"] == "Goal state reverted to original cluster, rolling back."
 
-            async def rolled_back() -> dict[str, Any] | None:
-                st = await status_of(kclient, namespace, "inc")
-                done = not st["pendingServiceStatus"] and not cond(st, "RollbackInProgress")
-                return st if done else None
+        async def rolled_back() -> dict[str, Any] | None:
+            st = await status_of(kclient, namespace, "inc")
+            done = not st["pendingServiceStatus"] and not cond(st, "RollbackInProgress")
+            return st if done else None
 
-            st = await eventually(rolled_back, 90, "the rollback complete")
-            assert st["activeServiceStatus"]["rayClusterName"] == old
-            assert st["activeServiceStatus"]["trafficRoutedPercent"] == 100
-            assert st["activeServiceStatus"]["targetCapacity"] == 100
-            assert cond(st, "UpgradeInProgress")["status"] == "False"
+        st = await eventually(rolled_back, 90, "the rollback complete")
+        assert st["activeServiceStatus"]["rayClusterName"] == old
+        assert st["activeServiceStatus"]["trafficRoutedPercent"] == 100
+        assert st["activeServiceStatus"]["targetCapacity"] == 100
+        assert cond(st, "UpgradeInProgress")["status"] == "False"
 
-            async def route_back() -> bool:
-                route = await kclient.get(HTTPROUTES, "inc-httproute", namespace)
-                return _weights(route) == {f"{old}-serve-svc": 100}
+        async def route_back() -> bool:
+            route = await kclient.get(HTTPROUTES, "inc-httproute", namespace)
+            return _weights(route) == {f"{old}-serve-svc": 100}
 
-            await eventually(route_back, 30, "the route down to the original cluster")
-            assert await selector_target(kclient, namespace, "inc-head-svc") == old
-            await eventually(lambda: gone(kclient, RAYCLUSTERS, new, namespace), 60, "the abandoned cluster deleted")
-            assert heads(old).serve_configs[-1]["target_capacity"] == 100
-    finally:
-        gwc.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await gwc
+        await eventually(route_back, 30, "the route down to the original cluster")
+        assert await selector_target(kclient, namespace, "inc-head-svc") == old
+        await eventually(lambda: gone(kclient, RAYCLUSTERS, new, namespace), 60, "the abandoned cluster deleted")
+        assert heads(old).serve_configs[-1]["target_capacity"] == 100
 
 
 async def test_created_suspended_creates_nothing(sim_cluster: Any, kclient: Client, namespace: str) -> None:
@@ -974,15 +983,14 @@ class SkewedClock:
         return time.time() + self.offset
 
 
-def _metric(text: str, metric: str, **labels: str) -> float:
-    """The value of one sample in a Prometheus text page (0 when absent)."""
-    for line in text.splitlines():
-        if not line.startswith(metric + "{"):
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', line[len(metric) : line.rindex("}") + 1]))
-        if all(found.get(k) == v for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+def _sample(rt: Runtime, metric: str, **labels: str) -> float:
+    """The sum of the operator's ``metric`` samples whose labels include ``labels``."""
+    return sum(
+        smp.value
+        for fam in rt.registry.collect()
+        for smp in fam.samples
+        if smp.name == metric and labels.items() <= smp.labels.items()
+    )
 
 
 async def test_an_upgrade_keeps_the_old_cluster_a_minute_by_default_and_the_serve_ip(
@@ -1000,7 +1008,7 @@ async def test_an_upgrade_keeps_the_old_cluster_a_minute_by_default_and_the_serv
         old = st["activeServiceStatus"]["rayClusterName"]
         ip = (await kclient.get(SERVICES, "svc-serve-svc", namespace))["spec"]["clusterIP"]
         labels = {"name": "svc", "namespace": namespace}
-        assert _metric(_scrape(rt), "kuberay_service_condition_upgrade_in_progress", condition="false", **labels) == 1
+        assert _sample(rt, "kuberay_service_condition_upgrade_in_progress", condition="false", **labels) == 1
         heads.timing = ServeTiming(deploy=8.0, redeploy=0.2, delete=0.3)
         await patch_spec(kclient, namespace, "svc", {"rayClusterConfig": new_image(created["spec"], "ray:2.53.0")})
 
@@ -1009,7 +1017,7 @@ async def test_an_upgrade_keeps_the_old_cluster_a_minute_by_default_and_the_serv
 
         new = await eventually(pending_name, 30, "a pending cluster")
         asked = sum(r.endpoint == "serve_get" for r in heads(old).requests)
-        metric = _metric(_scrape(rt), "kuberay_service_condition_upgrade_in_progress", condition="true", **labels)
+        metric = _sample(rt, "kuberay_service_condition_upgrade_in_progress", condition="true", **labels)
         assert metric == 1
         # The old head's proxy stops answering mid-upgrade: its pod leaves the serve Service's selection.
         heads(old).fail_next("proxy_healthz", 503, "proxy draining", times=100_000)
@@ -1030,7 +1038,7 @@ async def test_an_upgrade_keeps_the_old_cluster_a_minute_by_default_and_the_serv
         assert sum(r.endpoint == "serve_get" for r in heads(old).requests) == asked
         assert (await kclient.get(SERVICES, "svc-serve-svc", namespace))["spec"]["clusterIP"] == ip
         assert await selector_target(kclient, namespace, "svc-serve-svc") == new
-        assert _metric(_scrape(rt), "kuberay_service_condition_upgrade_in_progress", condition="false", **labels) == 1
+        assert _sample(rt, "kuberay_service_condition_upgrade_in_progress", condition="false", **labels) == 1
 
         clock.offset = 45.0  # 45 s of operator time later (plus the real seconds of this window)
         for _ in range(15):
@@ -1100,7 +1108,7 @@ async def test_suspend_is_recorded_before_deleting_holds_and_resume_starts_over(
                 st = await status_of(kclient, namespace, "svc")
                 assert cond(st, "Suspending").get("status") == "True"
                 assert not st["activeServiceStatus"].get("rayClusterName")
-                assert [c["metadata"]["name"] for c in await _terminating_or_not(kclient, namespace)] == [cname]
+                assert [c["metadata"]["name"] for c in await all_clusters_of(kclient, namespace, "svc")] == [cname]
                 await asyncio.sleep(0.2)
             notes = {e["note"] for e in await events_for(kclient, namespace, "svc")}
             assert f"Deleted the RayCluster {namespace}/{cname} during suspend" in notes
@@ -1121,7 +1129,7 @@ async def test_suspend_is_recorded_before_deleting_holds_and_resume_starts_over(
             if ready["status"] == "False":  # still initialising: the new cluster is not serving yet
                 assert ready["reason"] == "Initializing"
                 assert ready["message"] == "RayService is initializing after resuming from suspend."
-            assert _parse_time(ready["lastTransitionTime"]) >= int(released)
+            assert parse_time(ready["lastTransitionTime"]).timestamp() >= int(released)
             assert not cond(st, "Suspending") or cond(st, "Suspending")["status"] == "False"
             st = await wait_ready(kclient, namespace, "svc", 90)
             assert st["activeServiceStatus"]["rayClusterName"] != cname
@@ -1129,16 +1137,6 @@ async def test_suspend_is_recorded_before_deleting_holds_and_resume_starts_over(
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-
-
-async def _terminating_or_not(c: Client, ns: str) -> list[dict[str, Any]]:
-    return list((await c.list(RAYCLUSTERS, ns, label_selector="ray.io/originated-from-cr-name=svc"))["items"])
-
-
-def _parse_time(text: str) -> int:
-    import calendar
-
-    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 async def test_an_active_cluster_made_by_another_kuberay_version_is_updated_in_place(
@@ -1182,12 +1180,8 @@ async def test_a_serving_rayservice_is_polled_every_two_seconds_and_a_suspended_
         await kclient.create(RAYSERVICES, rayservice("svc", namespace))
         await wait_ready(kclient, namespace, "svc")
 
-        def passes() -> float:
-            text = _scrape(rt)
-            return sum(
-                _metric(text, "controller_runtime_reconcile_total", controller="rayservice", result=r)
-                for r in ("success", "requeue_after", "requeue", "error")
-            )
+        def passes() -> float:  # every result: success, requeue_after, requeue, error
+            return _sample(rt, "controller_runtime_reconcile_total", controller="rayservice")
 
         async def steady() -> float | None:
             """Passes per second over a 6 s window, once the cluster's own start-up events are over."""
@@ -1225,77 +1219,73 @@ async def test_incremental_upgrade_repairs_its_gateway_and_reports_what_it_canno
     """A hand-edited Gateway listener is put back; a third rayClusterConfig during an incremental
     upgrade rolls back to the original cluster ("changed mid-upgrade"); and once that original cluster
     is gone, every pass says the rollback is impossible (a Warning event), as upstream does."""
-    await install_gateway_api(sim_cluster)
     s = incremental_rayservice("inc", namespace)
-    gwc = asyncio.create_task(gateway_controller(kclient, namespace))
-    try:
-        async with operator_with_heads(sim_cluster, kclient, namespace) as (_rt, _heads):
-            created = await kclient.create(RAYSERVICES, s)
-            st = await wait_active(kclient, namespace, "inc")
-            old = st["activeServiceStatus"]["rayClusterName"]
+    async with (
+        gateway_api(sim_cluster, kclient, namespace),
+        operator_with_heads(sim_cluster, kclient, namespace) as (_rt, _heads),
+    ):
+        created = await kclient.create(RAYSERVICES, s)
+        st = await wait_active(kclient, namespace, "inc")
+        old = st["activeServiceStatus"]["rayClusterName"]
 
-            await kclient.patch(
-                GATEWAYS,
-                "inc-gateway",
-                [{"op": "replace", "path": "/spec/listeners/0/port", "value": 8080}],
-                namespace,
-                patch_type="json",
-            )
+        await kclient.patch(
+            GATEWAYS,
+            "inc-gateway",
+            [{"op": "replace", "path": "/spec/listeners/0/port", "value": 8080}],
+            namespace,
+            patch_type="json",
+        )
 
-            async def repaired() -> bool:
-                gw = await kclient.get(GATEWAYS, "inc-gateway", namespace)
-                return [x["port"] for x in gw["spec"]["listeners"]] == [80]
+        async def repaired() -> bool:
+            gw = await kclient.get(GATEWAYS, "inc-gateway", namespace)
+            return [x["port"] for x in gw["spec"]["listeners"]] == [80]
 
-            await eventually(repaired, 30, "the Gateway listener put back")
-            events = await wait_events(kclient, namespace, "inc", "UpdatedGateway")
-            assert events[0]["note"] == f"Updated the Gateway {namespace}/inc-gateway"
+        await eventually(repaired, 30, "the Gateway listener put back")
+        events = await wait_events(kclient, namespace, "inc", "UpdatedGateway")
+        assert events[0]["note"] == f"Updated the Gateway {namespace}/inc-gateway"
 
-            await patch_spec(kclient, namespace, "inc", {"rayClusterConfig": new_image(created["spec"], "ray:2.53.0")})
+        await patch_spec(kclient, namespace, "inc", {"rayClusterConfig": new_image(created["spec"], "ray:2.53.0")})
 
-            async def some_traffic_moved() -> str | None:
-                pend = (await status_of(kclient, namespace, "inc"))["pendingServiceStatus"]
-                return pend.get("rayClusterName") if (pend.get("trafficRoutedPercent") or 0) >= 25 else None
+        async def some_traffic_moved() -> str | None:
+            pend = (await status_of(kclient, namespace, "inc"))["pendingServiceStatus"]
+            return pend.get("rayClusterName") if (pend.get("trafficRoutedPercent") or 0) >= 25 else None
 
-            await eventually(some_traffic_moved, 90, "traffic moving to the new cluster")
-            await patch_spec(kclient, namespace, "inc", {"rayClusterConfig": new_image(created["spec"], "ray:2.54.0")})
+        await eventually(some_traffic_moved, 90, "traffic moving to the new cluster")
+        await patch_spec(kclient, namespace, "inc", {"rayClusterConfig": new_image(created["spec"], "ray:2.54.0")})
 
-            async def rolling_back() -> dict[str, Any] | None:
-                st = await status_of(kclient, namespace, "inc")
-                return st if cond(st, "RollbackInProgress").get("status") == "True" else None
+        async def rolling_back() -> dict[str, Any] | None:
+            st = await status_of(kclient, namespace, "inc")
+            return st if cond(st, "RollbackInProgress").get("status") == "True" else None
 
-            st = await eventually(rolling_back, 30, "RollbackInProgress")
-            assert cond(st, "RollbackInProgress")["message"] == (
-                "Goal state changed mid-upgrade, rolling back to original cluster."
-            )
+        st = await eventually(rolling_back, 30, "RollbackInProgress")
+        assert cond(st, "RollbackInProgress")["message"] == (
+            "Goal state changed mid-upgrade, rolling back to original cluster."
+        )
 
-            await kclient.delete(RAYCLUSTERS, old, namespace)
-            events = await wait_events(kclient, namespace, "inc", "RollbackImpossible")
-            assert events[0]["type"] == "Warning"
-            assert events[0]["note"] == "Active cluster not found, rollback cannot be initiated"
+        await kclient.delete(RAYCLUSTERS, old, namespace)
+        events = await wait_events(kclient, namespace, "inc", "RollbackImpossible")
+        assert events[0]["type"] == "Warning"
+        assert events[0]["note"] == "Active cluster not found, rollback cannot be initiated"
 
-            async def repeated() -> bool:  # every pass while the active cluster is missing: a series
-                found = await events_for(kclient, namespace, "inc")
-                counts = [(e.get("series") or {}).get("count", 1) for e in found if e["reason"] == "RollbackImpossible"]
-                return max(counts, default=0) >= 2
+        async def repeated() -> bool:  # every pass while the active cluster is missing: a series
+            found = await events_for(kclient, namespace, "inc")
+            counts = [(e.get("series") or {}).get("count", 1) for e in found if e["reason"] == "RollbackImpossible"]
+            return max(counts, default=0) >= 2
 
-            await eventually(repeated, 30, "RollbackImpossible repeated")
+        await eventually(repeated, 30, "RollbackImpossible repeated")
 
-            # Suspending takes the Gateway and the HTTPRoute with everything else.
-            await patch_spec(kclient, namespace, "inc", {"suspend": True})
+        # Suspending takes the Gateway and the HTTPRoute with everything else.
+        await patch_spec(kclient, namespace, "inc", {"suspend": True})
 
-            async def suspended() -> bool:
-                return cond(await status_of(kclient, namespace, "inc"), "Suspended").get("status") == "True"
+        async def suspended() -> bool:
+            return cond(await status_of(kclient, namespace, "inc"), "Suspended").get("status") == "True"
 
-            await eventually(suspended, 60, "Suspended=True")
-            assert await gone(kclient, GATEWAYS, "inc-gateway", namespace)
-            assert await gone(kclient, HTTPROUTES, "inc-httproute", namespace)
-            notes = {e["note"] for e in await events_for(kclient, namespace, "inc")}
-            assert f"Deleted the Gateway {namespace}/inc-gateway during suspend" in notes
-            assert f"Deleted the HTTPRoute {namespace}/inc-httproute during suspend" in notes
-    finally:
-        gwc.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await gwc
+        await eventually(suspended, 60, "Suspended=True")
+        assert await gone(kclient, GATEWAYS, "inc-gateway", namespace)
+        assert await gone(kclient, HTTPROUTES, "inc-httproute", namespace)
+        notes = {e["note"] for e in await events_for(kclient, namespace, "inc")}
+        assert f"Deleted the Gateway {namespace}/inc-gateway during suspend" in notes
+        assert f"Deleted the HTTPRoute {namespace}/inc-httproute during suspend" in notes
 
 
 async def test_without_the_status_conditions_gate_the_head_pod_itself_says_ready(
@@ -1369,13 +1359,13 @@ async def test_without_a_head_pod_every_pass_fails_and_the_status_stays_as_it_wa
 
         await eventually(logged, 30, "the reconcile error logged")
         frozen = (await kclient.get(RAYSERVICES, "svc", namespace))["metadata"]["resourceVersion"]
-        errors = _metric(_scrape(rt), "controller_runtime_reconcile_errors_total", controller="rayservice")
+        errors = _sample(rt, "controller_runtime_reconcile_errors_total", controller="rayservice")
         for _ in range(15):
             svc = await kclient.get(RAYSERVICES, "svc", namespace)
             assert svc["metadata"]["resourceVersion"] == frozen
             assert [c["metadata"]["name"] for c in await clusters_of(kclient, namespace, "svc")] == [cname]
             await asyncio.sleep(0.2)
-        assert _metric(_scrape(rt), "controller_runtime_reconcile_errors_total", controller="rayservice") > errors
+        assert _sample(rt, "controller_runtime_reconcile_errors_total", controller="rayservice") > errors
         assert (await kclient.get(RAYCLUSTERS, cname, namespace))["spec"]["suspend"] is True  # the edit is kept
 
 

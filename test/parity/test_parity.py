@@ -70,6 +70,9 @@ class Pair:
     async def patch(self, kind: str, name: str, body: dict[str, Any]) -> None:
         await self.each(lambda s: self.client.patch(KINDS[kind], name, body, s.namespace))
 
+    async def json_patch(self, kind: str, name: str, ops: list[dict[str, Any]]) -> None:
+        await self.each(lambda s: self.client.patch(KINDS[kind], name, ops, s.namespace, patch_type="json"))
+
     async def compare(
         self,
         label: str,
@@ -283,14 +286,10 @@ async def test_scenarios(sim_cluster: Any, kclient: Client, oracle: Path, tmp_pa
 
         await p.each(delete_worker)
         await p.patch("RayCluster", "sc-suspend", {"spec": {"suspend": True}})
-        await p.each(
-            lambda s: p.client.patch(
-                RAYCLUSTERS,
-                "sc-group",
-                [{"op": "add", "path": "/spec/workerGroupSpecs/0/suspend", "value": True}],
-                s.namespace,
-                patch_type="json",
-            )
+        await p.json_patch(
+            "RayCluster",
+            "sc-group",
+            [{"op": "add", "path": "/spec/workerGroupSpecs/0/suspend", "value": True}],
         )
 
         async def delete_head(side: Side) -> None:
@@ -298,33 +297,25 @@ async def test_scenarios(sim_cluster: Any, kclient: Client, oracle: Path, tmp_pa
                 await p.client.delete(PODS, pod["metadata"]["name"], side.namespace)
 
         await p.each(delete_head)
-        await p.each(
-            lambda s: p.client.patch(
-                RAYCLUSTERS,
-                "sc-recreate",
-                [
-                    {
-                        "op": "replace",
-                        "path": "/spec/headGroupSpec/template/spec/containers/0/image",
-                        "value": "rayproject/ray:2.47.0",
-                    }
-                ],
-                s.namespace,
-                patch_type="json",
-            )
+        await p.json_patch(
+            "RayCluster",
+            "sc-recreate",
+            [
+                {
+                    "op": "replace",
+                    "path": "/spec/headGroupSpec/template/spec/containers/0/image",
+                    "value": "rayproject/ray:2.47.0",
+                }
+            ],
         )
         found.append(await p.compare("scenarios-2-changed", timeout=90))
 
         await p.patch("RayCluster", "sc-scale", {"spec": {"workerGroupSpecs": [_group(1)]}})
         await p.patch("RayCluster", "sc-suspend", {"spec": {"suspend": False}})
-        await p.each(
-            lambda s: p.client.patch(
-                RAYCLUSTERS,
-                "sc-group",
-                [{"op": "replace", "path": "/spec/workerGroupSpecs/0/suspend", "value": False}],
-                s.namespace,
-                patch_type="json",
-            )
+        await p.json_patch(
+            "RayCluster",
+            "sc-group",
+            [{"op": "replace", "path": "/spec/workerGroupSpecs/0/suspend", "value": False}],
         )
         found.append(await p.compare("scenarios-3-reverted", timeout=90))
     bad = [r for r in found if r.failures() or r.unsettled]
@@ -363,20 +354,16 @@ async def test_rayservice_scenarios(sim_cluster: Any, kclient: Client, oracle: P
         first = {s.name: await _service_clusters(p, s, "ps-upgrade") for s in p.sides}
         serve = _service("ps-serve")["spec"]["serveConfigV2"].replace("greeting: Hello", "greeting: Hi")
         await p.patch("RayService", "ps-serve", {"spec": {"serveConfigV2": serve}})
-        await p.each(
-            lambda s: p.client.patch(
-                RAYSERVICES,
-                "ps-upgrade",
-                [
-                    {
-                        "op": "add",
-                        "path": "/spec/rayClusterConfig/headGroupSpec/template/spec/containers/0/env",
-                        "value": [{"name": "UPGRADE", "value": "2"}],
-                    }
-                ],
-                s.namespace,
-                patch_type="json",
-            )
+        await p.json_patch(
+            "RayService",
+            "ps-upgrade",
+            [
+                {
+                    "op": "add",
+                    "path": "/spec/rayClusterConfig/headGroupSpec/template/spec/containers/0/env",
+                    "value": [{"name": "UPGRADE", "value": "2"}],
+                }
+            ],
         )
         await p.each(lambda s: p.client.delete(RAYSERVICES, "ps-delete", s.namespace))
 
