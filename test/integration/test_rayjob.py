@@ -106,8 +106,11 @@ async def test_http_mode_runs_to_complete(sim_cluster: Any, kclient: Client, nam
     with json_log() as out:
         await _http_mode_runs_to_complete(sim_cluster, kclient, namespace)
     # Upstream's log keys and its info line on each state change, so log queries written for it work.
-    changes = [line for line in log_lines(out) if line["msg"] == "updateRayJobStatus"]
-    assert [c["new JobDeploymentStatus"] for c in changes if c["RayJob"]["name"] == "job"][-1] == "Complete"
+    # Only this namespace's: the operator watches all, and an earlier test's RayJob "job" may still be
+    # in a namespace being deleted.
+    job_ref = {"name": "job", "namespace": namespace}
+    changes = [line for line in log_lines(out) if line["msg"] == "updateRayJobStatus" and line["RayJob"] == job_ref]
+    assert changes[-1]["new JobDeploymentStatus"] == "Complete"
     last = changes[-1]
     assert last["logger"] == "controllers.RayJob" and last["level"] == "info"
     assert last["RayJob"] == {"name": "job", "namespace": namespace} and last["old JobDeploymentStatus"] == "Running"
@@ -118,7 +121,7 @@ async def test_http_mode_runs_to_complete(sim_cluster: Any, kclient: Client, nam
     [created] = [
         line
         for line in log_lines(out)
-        if line["msg"] == "RayCluster not found, creating RayCluster!" and line["RayJob"]["name"] == "job"
+        if line["msg"] == "RayCluster not found, creating RayCluster!" and line["RayJob"] == job_ref
     ]
     assert created["RayCluster"]["namespace"] == namespace and created["RayCluster"]["name"].startswith("job-")
     # The RayCluster controller's too: its logger, the cluster under its kind, the pod it created.
