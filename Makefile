@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install bins oracle test test-parity test-unit test-integration lint fmt run clean-plane-cache
+.PHONY: install bins oracle test test-parity test-unit test-integration lint fmt run clean-plane-cache cron-cases manifests check-manifests
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ image:
 ## manifests: generate the CRDs and RBAC under config/ from the Python types and controllers
 manifests: install
 	$(PY) hack/gen_manifests.py
+
+## cron-cases: ask robfig/cron (hack/cron-oracle, Go) the questions of hack/cron_cases.py again and
+## rewrite test/unit/api/cron_cases.json, which the RayCronJob schedule tests compare with
+cron-cases: install
+	$(PY) hack/cron_cases.py
 
 ## check-manifests: fail when the committed generated files differ from what `make manifests` writes
 check-manifests: manifests

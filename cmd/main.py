@@ -32,7 +32,7 @@ if not __package__:  # run as a script from a source tree: make api/, controller
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.config.v1alpha1 import Configuration, batch_scheduler, decode, set_defaults, validate
-from controllers.ray import raycluster_controller, rayjob_controller, rayservice_controller, rbac
+from controllers.ray import raycluster_controller, raycronjob_controller, rayjob_controller, rayservice_controller, rbac
 from controllers.ray.raycluster_controller import RayClusterOptions
 from controllers.ray.utils import constants as C
 from controllers.ray.utils import dashboard
@@ -58,9 +58,11 @@ log = logging.getLogger("kuberay.main")
 JOB_SELECTOR = "app.kubernetes.io/created-by=kuberay-operator"
 POD_SELECTOR = "ray.io/node-type in (head,worker,redis-cleanup)"
 
-# The controllers of this build (names as in controllers/ray/rbac.py) and the CRDs they serve.
-CONTROLLERS = ("raycluster", "rayjob")
-RAY_CRDS = ("rayclusters", "rayjobs")
+# The controllers of this build (names as in controllers/ray/rbac.py) and the CRDs they serve; those
+# behind a feature gate (off by default) by gate.
+CONTROLLERS = ("raycluster", "rayjob", "rayservice")
+RAY_CRDS = ("rayclusters", "rayjobs", "rayservices")
+GATED_CONTROLLERS = {"RayCronJob": ("raycronjob", "raycronjobs")}
 
 
 def cache_selectors() -> dict[Any, ByObject]:
@@ -82,6 +84,20 @@ def controller_setups(dashboards: dashboard.DashboardClientFactory | None = None
         return rayservice_controller.setup(rt, None, dashboards)
 
     return [raycluster, rayjob, rayservice]
+
+
+def gated_setups() -> list[ControllerSetup]:
+    """The controllers behind feature gates, registered after the webhooks as in main.go; each logs
+    whether its gate lets it start."""
+
+    def raycronjob(rt: Any) -> list[Any]:
+        if not rt.gates.enabled("RayCronJob"):
+            log.info("RayCronJob feature gate is disabled, skipping RayCronJob controller setup")
+            return []
+        log.info("RayCronJob feature gate is enabled, starting RayCronJob controller")
+        return raycronjob_controller.setup(rt)
+
+    return [raycronjob]
 
 
 def webhook_setup(env: Mapping[str, str]) -> tuple[ControllerSetup, WebhookServer] | None:
@@ -303,16 +319,20 @@ def log_options(args: argparse.Namespace, cfg: Configuration) -> oplog.LogOption
 # ---- start-up checks ---------------------------------------------------------------------------------
 
 
-def required_access(cfg: Configuration, leader_election_namespace: str) -> tuple[list[Access], list[Access]]:
+def required_access(
+    cfg: Configuration, leader_election_namespace: str, gates: FeatureGates | None = None
+) -> tuple[list[Access], list[Access]]:
     """(needed to run at all, needed by some reconciles) from the controllers' declared permissions:
     list and watch of everything the informers cache, and the leader Lease, are fatal when missing;
-    the rest is a warning. Grants declared with a reason (a gate, an optional integration) are skipped."""
+    the rest is a warning. Grants declared with a reason (a gate, an optional integration) are skipped,
+    except those of a gated controller whose gate is on."""
     scopes = cfg.watch_namespaces() or [""]
+    enabled = [name for gate, (name, _) in GATED_CONTROLLERS.items() if gates is not None and gates.enabled(gate)]
     required: list[Access] = []
     wanted: list[Access] = []
-    for name in (*CONTROLLERS, "operator"):
+    for name in (*CONTROLLERS, *enabled, "operator"):
         for perm in rbac.CONTROLLER_PERMISSIONS[name]:
-            if perm.reason:
+            if perm.reason and name not in enabled:
                 continue
             for resource in perm.resources:
                 if (perm.group, resource) == ("coordination.k8s.io", "leases"):
@@ -332,13 +352,14 @@ async def preflight(opts: Options) -> None:
     try:
         version = await startup.check_reachable(client)
         rayjob_controller.check_kubernetes_version(opts.gates, version)
-        missing = await startup.missing_resources(client, "ray.io", "v1", RAY_CRDS)
-        if missing == list(RAY_CRDS):
+        crds = [*RAY_CRDS, *(crd for gate, (_, crd) in GATED_CONTROLLERS.items() if opts.gates.enabled(gate))]
+        missing = await startup.missing_resources(client, "ray.io", "v1", crds)
+        if missing == crds:
             raise StartupError("the ray.io CRDs are not installed: kubectl create -k config/crd")
         if missing:
-            crds = ", ".join(f"{m}.ray.io" for m in missing)
-            raise StartupError(f"the {crds} CRDs are not installed: kubectl apply --server-side -k config/crd")
-        required, wanted = required_access(opts.config, opts.leader_election_namespace)
+            names = ", ".join(f"{m}.ray.io" for m in missing)
+            raise StartupError(f"the {names} CRDs are not installed: kubectl apply --server-side -k config/crd")
+        required, wanted = required_access(opts.config, opts.leader_election_namespace, opts.gates)
         lacking = await startup.denied(client, [*required, *wanted])
         who = await startup.identity(client) if lacking else ""
         fatal = [a for a in lacking if a in required]
@@ -403,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
                 "(mount the Secret webhook-server-cert there, as config/overlays/webhooks does)",
                 1,
             )
+    setups += gated_setups()
 
     plane = None
     kubeconfig = args.kubeconfig

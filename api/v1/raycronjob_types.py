@@ -1,7 +1,5 @@
-"""ray.io/v1 RayCronJob (``apis/ray/v1/raycronjob_types.go``; controller behind gate RayCronJob).
-
-Declared for completeness of the API group (CRD generation and decoding); its controller-side
-validation (cron parsing, time zones) is not part of this package yet.
+"""ray.io/v1 RayCronJob (``apis/ray/v1/raycronjob_types.go``; controller behind gate RayCronJob:
+``controllers/ray/raycronjob_controller.py``, validation in ``validation.validate_ray_cron_job_spec``).
 """
 
 from __future__ import annotations

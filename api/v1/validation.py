@@ -1,4 +1,4 @@
-"""Validation of RayCluster, RayJob and RayService, as pure functions
+"""Validation of RayCluster, RayJob, RayService and RayCronJob, as pure functions
 (``controllers/ray/utils/validation.go``).
 
 Every rule, its order and its message follow upstream. Each function raises a single
@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
+from ._cron import CronError, load_location, parse_standard
 from ._goutil import (
     DurationError,
     VersionError,
@@ -52,6 +53,7 @@ from .constants import (
     GCS_STORAGE_VOLUME_NAME,
     KUBERAY_GEN_AUTOSCALER_START_CMD,
     MAX_RAY_CLUSTER_NAME_LENGTH,
+    MAX_RAY_CRON_JOB_NAME_LENGTH,
     MAX_RAY_JOB_NAME_LENGTH,
     MAX_RAY_SERVICE_NAME_LENGTH,
     OWNER_KIND,
@@ -104,6 +106,7 @@ from .raycluster_types import (
     RayClusterSpec,
     WorkerGroupSpec,
 )
+from .raycronjob_types import RayCronJob
 from .rayjob_types import DeletionCondition, RayJob
 from .rayservice_types import RayService, RayServiceSpec
 
@@ -124,6 +127,7 @@ __all__ = [
     "validate_ray_cluster_spec",
     "validate_ray_cluster_status",
     "validate_ray_cluster_upgrade_options",
+    "validate_ray_cron_job_spec",
     "validate_ray_job",
     "validate_ray_job_metadata",
     "validate_ray_job_spec",
@@ -1209,3 +1213,33 @@ def validate_ray_service(service: RayService | Mapping[str, Any], gates: Feature
     view = _checked(RayService, service)
     _service_metadata(view)
     _service_spec(view, gates)
+
+
+def validate_ray_cron_job_spec(cron: RayCronJob | Mapping[str, Any], gates: FeatureGates | None = None) -> None:
+    """``ValidateRayCronJobSpec`` (v1.7.0): the name, the schedule, the time zone, then the RayJob template
+    as ``ValidateRayJobSpec`` sees a RayJob made of it."""
+    view = _checked(RayCronJob, cron)
+    if byte_len(view.metadata.name or "") > MAX_RAY_CRON_JOB_NAME_LENGTH:
+        raise _fail(f"RayCronJob name should be no more than {MAX_RAY_CRON_JOB_NAME_LENGTH} characters")
+    schedule = view.spec.schedule or ""
+    if "TZ" in schedule:
+        raise _fail("cannot use TZ or CRON_TZ in schedule, use timeZone field instead")
+    try:
+        parse_standard(schedule)
+    except CronError as e:
+        raise _fail(f"invalid cron schedule: {e}") from None
+    zone = view.spec.time_zone
+    if zone is not None:
+        if zone == "":
+            raise _fail(
+                "timeZone must not be empty string, omit the field to use the local time zone of the KubeRay operator"
+            )
+        try:
+            load_location(zone)
+        except ValueError as e:
+            raise _fail(f"invalid time zone: {e}") from None
+    template = _checked(RayJob, {"spec": view.spec.raw.get("jobTemplate") or {}})
+    try:
+        _job_spec(template, gates)
+    except ValidationError as e:
+        raise _fail(f"invalid RayJob template: {e}") from None

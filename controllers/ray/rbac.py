@@ -225,7 +225,7 @@ RAYSERVICE_PERMISSIONS: Final[tuple[Permission, ...]] = (
 
 #: RayCronJob controller (gate ``RayCronJob``): creates RayJobs from its template.
 RAYCRONJOB_PERMISSIONS: Final[tuple[Permission, ...]] = _because(
-    "gate RayCronJob (off by default; the controller is not ported yet)",
+    "gate RayCronJob (off by default)",
     (
         _p("ray.io", "raycronjobs", _ALL),
         _p("ray.io", "raycronjobs/status", _STATUS),

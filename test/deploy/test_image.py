@@ -129,6 +129,13 @@ def test_only_runtime_dependencies_at_the_pinned_versions(image: str) -> None:
     assert not off, f"(installed, pinned) differ: {off}"
 
 
+def test_raycronjob_time_zones_resolve_in_the_image(image: str) -> None:
+    """A RayCronJob's ``timeZone`` names an IANA zone: the image resolves them as the operator does."""
+    probe = "from api.v1._cron import load_location as z; print(z('Asia/Kolkata'), z('America/New_York'))"
+    res = run_image("-c", probe, entrypoint=PYTHON)
+    assert (res.returncode, res.stdout.strip()) == (0, "Asia/Kolkata America/New_York"), res.stderr
+
+
 def test_manifests_deploy_the_image_make_image_builds() -> None:
     image = image_ref()
     manager = yaml.safe_load((REPO / "config/manager/manager.yaml").read_text())

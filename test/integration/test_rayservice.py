@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import pytest
 import yaml
+from support.clock import SkewedClock
 from support.endpointslices import endpoint_slices
 from support.fake_dashboard import FakeDashboard
 from support.fake_serve import ServeTiming
@@ -970,17 +971,6 @@ async def test_created_suspended_creates_nothing(sim_cluster: Any, kclient: Clie
 
 
 # ---- details a user notices: delays, upgrades, suspend, passes --------------------------------------------
-
-
-class SkewedClock:
-    """The operator's wall clock, which the test can move forward (a deletion delay of a minute passes
-    without waiting a minute); everything the operator times moves with it."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 def _sample(rt: Runtime, metric: str, **labels: str) -> float:

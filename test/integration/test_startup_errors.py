@@ -218,6 +218,17 @@ def test_missing_crds(private_plane: Any, tmp_path: Path) -> None:
     assert line == "kuberay-operator: the ray.io CRDs are not installed: kubectl create -k config/crd"
 
 
+def test_a_gated_controller_needs_its_crd(private_plane: Any, tmp_path: Path) -> None:
+    crds = sorted(p for p in (REPO / "config" / "crd" / "bases").glob("*.yaml") if "raycronjobs" not in p.name)
+    private_plane.install_crds(crds)
+    gate = "--feature-gates=RayCronJob=true"
+    proc = operator(tmp_path, f"--kubeconfig={private_plane.kubeconfig}", gate)
+    line = one_line_error(proc, 1)
+    assert line == (
+        "kuberay-operator: the raycronjobs.ray.io CRDs are not installed: kubectl apply --server-side -k config/crd"
+    )
+
+
 def test_missing_rbac_names_the_identity_and_the_permission(control_plane: Any, namespace: str, tmp_path: Path) -> None:
     sa = f"no-rbac-{uuid.uuid4().hex[:6]}"
     r = control_plane.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": sa}})

@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from kuberay_operator.main import cache_selectors, controller_setups
+from kuberay_operator.main import cache_selectors, controller_setups, gated_setups
 
 from api.config.v1alpha1 import Configuration
 from internal.app import Options, Runtime, run_operator
@@ -49,7 +49,7 @@ async def running_operator(
         ),
         gates=FeatureGates.parse(gates),
         kubeconfig=str(plane.operator_kubeconfig),
-        setups=[capture, *(controller_setups() if setups is None else setups)],
+        setups=[capture, *(controller_setups() + gated_setups() if setups is None else setups)],
         cache_by_object=cache_selectors(),
         graceful_shutdown_timeout=5,
     )

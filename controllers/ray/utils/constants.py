@@ -545,3 +545,21 @@ class RayServiceEventReason(StrEnum):
     FAILED_TO_DELETE_HTTPROUTE = "FailedToDeleteHTTPRoute"
     ROLLBACK_IMPOSSIBLE = "RollbackImpossible"
     RAY_SERVICE_INITIALIZING_TIMEOUT = "RayServiceInitializingTimeout"
+
+
+# ---- RayCronJob (raycluster-extensions.md §7) ------------------------------------------------------------
+
+RAY_CRON_JOB_KIND: Final = "RayCronJob"
+#: Label of every RayJob a RayCronJob creates (its only label): the RayCronJob's name.
+RAY_CRON_JOB_NAME_LABEL_KEY: Final = "ray.io/cronjob-name"
+#: Annotation of every RayJob a RayCronJob creates (its only annotation): the tick, UTC RFC 3339.
+RAY_CRON_JOB_TIMESTAMP_ANNOTATION_KEY: Final = "ray.io/cronjob-scheduled-timestamp"
+#: ``RayCronJobDefaultRequeueDuration``: after a failed read or status write.
+RAY_CRON_JOB_DEFAULT_REQUEUE_SECONDS: Final = 3.0
+
+
+class RayCronJobEventReason(StrEnum):
+    """Event reasons recorded by the RayCronJob controller."""
+
+    INVALID_RAY_CRON_JOB_SPEC = "InvalidRayCronJobSpec"
+    SUSPENDED_RAY_CRON_JOB = "SuspendedRayCronJob"

@@ -106,3 +106,14 @@ def test_required_access_per_watched_namespace_and_no_lease_without_election() -
     assert Access("list", "ray.io", "rayclusters", "b") in required
     assert all(a.namespace in ("a", "b") for a in [*required, *wanted])
     assert not any(a.resource == "leases" for a in [*required, *wanted])
+
+
+def test_required_access_includes_a_gated_controller_only_with_its_gate() -> None:
+    off, off_wanted = required_access(Configuration(), "ops")
+    on, on_wanted = required_access(Configuration(), "ops", FeatureGates.parse("RayCronJob=true"))
+    assert Access("watch", "ray.io", "raycronjobs") not in off
+    assert Access("watch", "ray.io", "raycronjobs") in on
+    assert Access("create", "ray.io", "rayjobs") in on_wanted
+    assert Access("update", "ray.io", "raycronjobs/status") in on_wanted
+    assert Access("update", "ray.io", "raycronjobs/status") not in off_wanted
+    assert Access("watch", "ray.io", "rayservices") in off  # RayService is always on
