@@ -32,7 +32,14 @@ if not __package__:  # run as a script from a source tree: make api/, controller
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.config.v1alpha1 import Configuration, batch_scheduler, decode, set_defaults, validate
-from controllers.ray import raycluster_controller, raycronjob_controller, rayjob_controller, rayservice_controller, rbac
+from controllers.ray import (
+    networkpolicy_controller,
+    raycluster_controller,
+    raycronjob_controller,
+    rayjob_controller,
+    rayservice_controller,
+    rbac,
+)
 from controllers.ray.raycluster_controller import RayClusterOptions
 from controllers.ray.utils import constants as C
 from controllers.ray.utils import dashboard
@@ -62,7 +69,11 @@ POD_SELECTOR = "ray.io/node-type in (head,worker,redis-cleanup)"
 # behind a feature gate (off by default) by gate.
 CONTROLLERS = ("raycluster", "rayjob", "rayservice")
 RAY_CRDS = ("rayclusters", "rayjobs", "rayservices")
-GATED_CONTROLLERS = {"RayCronJob": ("raycronjob", "raycronjobs")}
+# Gate → (controller, the ray.io CRD it serves, if any).
+GATED_CONTROLLERS: dict[str, tuple[str, str | None]] = {
+    "RayCronJob": ("raycronjob", "raycronjobs"),
+    "RayClusterNetworkPolicy": ("networkpolicy", None),
+}
 
 
 def cache_selectors() -> dict[Any, ByObject]:
@@ -97,7 +108,14 @@ def gated_setups() -> list[ControllerSetup]:
         log.info("RayCronJob feature gate is enabled, starting RayCronJob controller")
         return raycronjob_controller.setup(rt)
 
-    return [raycronjob]
+    def networkpolicy(rt: Any) -> list[Any]:
+        if not rt.gates.enabled("RayClusterNetworkPolicy"):
+            log.info("RayClusterNetworkPolicy feature gate is disabled, skipping NetworkPolicy controller setup")
+            return []
+        log.info("RayClusterNetworkPolicy feature gate is enabled, starting NetworkPolicy controller")
+        return networkpolicy_controller.setup(rt)
+
+    return [raycronjob, networkpolicy]
 
 
 def webhook_setup(env: Mapping[str, str]) -> tuple[ControllerSetup, WebhookServer] | None:
@@ -352,7 +370,7 @@ async def preflight(opts: Options) -> None:
     try:
         version = await startup.check_reachable(client)
         rayjob_controller.check_kubernetes_version(opts.gates, version)
-        crds = [*RAY_CRDS, *(crd for gate, (_, crd) in GATED_CONTROLLERS.items() if opts.gates.enabled(gate))]
+        crds = [*RAY_CRDS, *(crd for gate, (_, crd) in GATED_CONTROLLERS.items() if crd and opts.gates.enabled(gate))]
         missing = await startup.missing_resources(client, "ray.io", "v1", crds)
         if missing == crds:
             raise StartupError("the ray.io CRDs are not installed: kubectl create -k config/crd")

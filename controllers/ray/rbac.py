@@ -236,7 +236,7 @@ RAYCRONJOB_PERMISSIONS: Final[tuple[Permission, ...]] = _because(
 
 #: NetworkPolicy controller (gate ``RayClusterNetworkPolicy``).
 NETWORKPOLICY_PERMISSIONS: Final[tuple[Permission, ...]] = _because(
-    "gate RayClusterNetworkPolicy (off by default; not ported yet)",
+    "gate RayClusterNetworkPolicy (off by default)",
     (
         _p("ray.io", "rayclusters", _READ),
         _p("networking.k8s.io", "networkpolicies", ("get", "list", "watch", "create", "update", "delete")),

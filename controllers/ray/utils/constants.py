@@ -563,3 +563,18 @@ class RayCronJobEventReason(StrEnum):
 
     INVALID_RAY_CRON_JOB_SPEC = "InvalidRayCronJobSpec"
     SUSPENDED_RAY_CRON_JOB = "SuspendedRayCronJob"
+
+
+# ---- NetworkPolicy (raycluster-extensions.md §5) ---------------------------------------------------------
+
+
+class NetworkPolicyEventReason(StrEnum):
+    """Event reasons recorded by the NetworkPolicy controller (on the RayCluster)."""
+
+    CREATED = "CreatedNetworkPolicy"
+    UPDATED = "UpdatedNetworkPolicy"
+    DELETED = "DeletedNetworkPolicy"
+    FAILED_TO_CREATE = "FailedToCreateNetworkPolicy"
+    FAILED_TO_UPDATE = "FailedToUpdateNetworkPolicy"
+    FAILED_TO_DELETE = "FailedToDeleteNetworkPolicy"
+    NAME_COLLISION = "NetworkPolicyNameCollision"
