@@ -374,6 +374,31 @@ async def test_gcs_rocksdb_pvc_follows_deletion_policy_and_is_watched(
         await eventually(lambda: pvc_owned_by([]), 60, "the retained PVC without an owner reference")
 
 
+async def test_history_collector_runs_beside_every_ray_container_with_the_gate(
+    sim_cluster: Any, kclient: Client, namespace: str
+) -> None:
+    """Gate RayClusterHistoryServer: with collectorOptions every pod the operator creates (and the API
+    server admits) has the collector sidecar sharing /tmp/ray with Ray; the cluster becomes ready."""
+    rc = cluster("hist", namespace)
+    rc["spec"]["historyServerOptions"] = {
+        "collectorOptions": {
+            "image": "kuberay/history-collector:v1.7.0",
+            "env": [{"name": "STORAGE_BACKEND", "value": "S3"}, {"name": "S3_REGION", "value": "eu-west-1"}],
+        }
+    }
+    async with running_operator(sim_cluster, gates="RayClusterHistoryServer=true"):
+        await kclient.create(RAYCLUSTERS, rc)
+        await wait_ready(kclient, namespace, "hist", 3)
+        for pod in await pods_of(kclient, namespace, "hist"):
+            containers = pod["spec"]["containers"]
+            assert containers[-1]["name"] == "ray-history-collector", [c["name"] for c in containers]
+            role = "Head" if pod["metadata"]["labels"]["ray.io/node-type"] == "head" else "Worker"
+            assert {"name": "RAY_ROLE", "value": role} in containers[-1]["env"]
+            for c in (containers[0], containers[-1]):
+                assert {"name": "ray-logs", "mountPath": "/tmp/ray"} in c["volumeMounts"]
+            assert {"name": "RAY_enable_ray_event", "value": "true"} in containers[0]["env"]
+
+
 async def test_enable_ingress_creates_the_dashboard_ingress_and_repairs_it(
     sim_cluster: Any, kclient: Client, namespace: str
 ) -> None:

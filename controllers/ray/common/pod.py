@@ -8,17 +8,18 @@ Flow (kept in upstream order, because the order decides env-var and volume order
 
 head:   template -> name/namespace -> group ``resources``/``labels`` into rayStartParams -> labels ->
         setMissingRayStartParams -> annotations -> autoscaler sidecar (+ v1/v2 env, restartPolicy) ->
-        GCS FT -> metrics port -> token auth -> head sidecars (config) -> BuildPod -> ownerRef ->
-        recreate-hash/version annotations -> default pod labels/annotations (config)
+        GCS FT -> metrics port -> token auth -> head sidecars (config) -> history collector (gate) ->
+        BuildPod -> ownerRef -> recreate-hash/version annotations -> default pod labels/annotations (config)
 worker: template -> generateName/namespace -> wait-gcs-ready init container -> clear name ->
         group ``resources``/``labels`` -> labels (+ multi-host labels) -> setMissingRayStartParams ->
         annotations -> GCS FT -> metrics port -> v2 restartPolicy -> token auth -> worker sidecars ->
-        BuildPod -> ownerRef -> default pod labels/annotations
-BuildPod: RayService serve label -> /dev/shm -> /tmp/ray (autoscaler) -> command rewrite ->
-        init-container env -> Ray container env -> probes
+        history collector (gate) -> BuildPod -> ownerRef -> default pod labels/annotations
+BuildPod: RayService serve label -> /dev/shm -> /tmp/ray (autoscaler) -> /tmp/ray (collector, gate) ->
+        command rewrite -> init-container env -> Ray container env (+ Ray event export, collector) ->
+        probes
 
-Not ported (feature-gated, default off upstream): mTLS (``RayClusterMTLS``) and the history-server
-collector sidecar (``RayClusterHistoryServer``); batch-scheduler pod metadata (controller concern).
+Not ported (feature-gated, default off upstream): mTLS (``RayClusterMTLS``); batch-scheduler pod
+metadata (controller concern).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from controllers.ray.utils.util import JSON
 __all__ = [
     "PodConfig",
     "build_autoscaler_container",
+    "build_collector_container",
     "build_head_pod",
     "build_pod",
     "build_worker_pod",
@@ -329,6 +331,101 @@ def _memory_request_or_limit(container: Mapping[str, Any]) -> str | None:
     return None
 
 
+# ---- history-server collector (gate RayClusterHistoryServer; raycluster-extensions.md §4) ---------------
+
+#: Ray event types the aggregator agent exports to the collector.
+_COLLECTOR_EVENT_TYPES: Final = ",".join(
+    (
+        "TASK_DEFINITION_EVENT",
+        "TASK_LIFECYCLE_EVENT",
+        "ACTOR_TASK_DEFINITION_EVENT",
+        "TASK_PROFILE_EVENT",
+        "DRIVER_JOB_DEFINITION_EVENT",
+        "DRIVER_JOB_LIFECYCLE_EVENT",
+        "ACTOR_DEFINITION_EVENT",
+        "ACTOR_LIFECYCLE_EVENT",
+        "NODE_DEFINITION_EVENT",
+        "NODE_LIFECYCLE_EVENT",
+    )
+)
+#: Env the Ray container gets when its pod has a collector (each only if the user did not set it).
+_RAY_EVENT_EXPORT_ENV: Final = (
+    ("RAY_enable_ray_event", "true"),
+    ("RAY_enable_core_worker_ray_event_to_aggregator", "true"),
+    (
+        "RAY_DASHBOARD_AGGREGATOR_AGENT_EVENTS_EXPORT_ADDR",
+        f"http://localhost:{C.DEFAULT_COLLECTOR_EVENTS_PORT}/v1/events",
+    ),
+    ("RAY_DASHBOARD_AGGREGATOR_AGENT_EXPOSABLE_EVENT_TYPES", _COLLECTOR_EVENT_TYPES),
+    ("RAY_DASHBOARD_AGGREGATOR_AGENT_PUBLISHER_HTTP_ENDPOINT_EXPOSABLE_EVENT_TYPES", _COLLECTOR_EVENT_TYPES),
+)
+_RAY_DASHBOARD_ADDRESS: Final = "RAY_DASHBOARD_ADDRESS"
+
+
+def build_collector_container(cluster: Mapping[str, Any], node_type: str, fqdn_ray_ip: str) -> JSON | None:
+    """The ``ray-history-collector`` sidecar of ``historyServerOptions.collectorOptions``; None without
+    them. Its env: the pod's address, the cluster, the role, the events port, the head's address, the
+    owning custom resource, then the user's, then token auth's."""
+    spec = U.cluster_spec(cluster)
+    options = U.as_map(spec.get("historyServerOptions")).get("collectorOptions")
+    if not isinstance(options, Mapping):
+        return None
+    meta = U.as_map(cluster.get("metadata"))
+    labels = U.string_map(meta.get("labels"))
+    user_env = [copy.deepcopy(U.as_map(e)) for e in U.as_list(options.get("env"))]
+    env: list[JSON] = [
+        _field_env(C.POD_IP, "status.podIP"),
+        _env(C.RAY_CLUSTER_NAME, U.as_str(meta.get("name"))),
+        _env(C.RAY_CLUSTER_NAMESPACE, U.as_str(meta.get("namespace"))),
+        _env(C.RAY_ROLE, "Head" if node_type == C.RayNodeType.HEAD else "Worker"),
+        _env(C.EVENTS_PORT, str(C.DEFAULT_COLLECTOR_EVENTS_PORT)),
+        _env(C.FQ_RAY_IP, fqdn_ray_ip),
+    ]
+    for name, label in (
+        (C.OWNER_KIND, C.RAY_ORIGINATED_FROM_CRD_LABEL_KEY),
+        (C.OWNER_NAME, C.RAY_ORIGINATED_FROM_CR_NAME_LABEL_KEY),
+    ):
+        if labels.get(label):
+            env.append(_env(name, labels[label]))
+    if node_type == C.RayNodeType.HEAD and not U.env_var_exists(_RAY_DASHBOARD_ADDRESS, user_env):
+        # upstream hard-codes the port, even when the cluster's dashboard port differs
+        env.append(_env(_RAY_DASHBOARD_ADDRESS, f"http://localhost:{C.DEFAULT_DASHBOARD_PORT}"))
+    env.extend(user_env)
+    container: JSON = {
+        "name": C.COLLECTOR_CONTAINER_NAME,
+        "image": U.as_str(options.get("image")),
+        "imagePullPolicy": U.as_str(options.get("imagePullPolicy")) or C.PULL_IF_NOT_PRESENT,
+        "env": env,
+        "resources": (
+            copy.deepcopy(dict(options["resources"]))
+            if isinstance(options.get("resources"), Mapping)
+            else {
+                "limits": {C.RESOURCE_CPU: "200m", C.RESOURCE_MEMORY: "256Mi"},
+                "requests": {C.RESOURCE_CPU: "50m", C.RESOURCE_MEMORY: "64Mi"},
+            }
+        ),
+    }
+    if U.is_auth_enabled(cluster):
+        _set_container_token_auth_env_vars(U.as_str(meta.get("name")), container, U.as_map(spec.get("authOptions")))
+    return container
+
+
+def _share_ray_logs_with_collector(pod_spec: JSON, ray: JSON, collector: JSON) -> None:
+    """The ``ray-logs`` emptyDir at /tmp/ray in the Ray container and the collector; a container that
+    already mounts something there keeps it (the collector then sees its own, empty, directory)."""
+    volumes = pod_spec.get("volumes")
+    if not isinstance(volumes, list):
+        volumes = pod_spec["volumes"] = []
+    if not any(U.as_map(v).get("name") == C.RAY_LOG_VOLUME_NAME for v in volumes):
+        volumes.append({"name": C.RAY_LOG_VOLUME_NAME, "emptyDir": {}})
+    for container in (ray, collector):
+        mounts = container.get("volumeMounts")
+        if not isinstance(mounts, list):
+            mounts = container["volumeMounts"] = []
+        if not any(U.as_map(m).get("mountPath") == C.RAY_LOG_VOLUME_MOUNT_PATH for m in mounts):
+            mounts.append({"name": C.RAY_LOG_VOLUME_NAME, "mountPath": C.RAY_LOG_VOLUME_MOUNT_PATH})
+
+
 # ---- autoscaler ----------------------------------------------------------------------------------------
 
 
@@ -336,7 +433,7 @@ def build_autoscaler_container(image: str, env: Mapping[str, str] = _EMPTY_ENV) 
     """``BuildAutoscalerContainer``: the ``autoscaler`` sidecar with upstream's defaults."""
     container: JSON = {
         "name": C.AUTOSCALER_CONTAINER_NAME,
-        "imagePullPolicy": "IfNotPresent",
+        "imagePullPolicy": C.PULL_IF_NOT_PRESENT,
         "env": [
             _field_env(C.RAY_CLUSTER_NAME, C.FIELD_PATH_CLUSTER_LABEL),
             _field_env(C.RAY_CLUSTER_NAMESPACE, C.FIELD_PATH_NAMESPACE),
@@ -725,8 +822,11 @@ def build_pod(
     default_container_envs: Sequence[Mapping[str, Any]] = (),
     ray_version: str = "",
     kuberay_version: str = C.KUBERAY_VERSION,
+    history_server: bool = False,
 ) -> JSON:
-    """``BuildPod``: the node-type-independent part of pod construction (mutates its arguments)."""
+    """``BuildPod``: the node-type-independent part of pod construction (mutates its arguments).
+    ``history_server``: gate RayClusterHistoryServer (a container named ``ray-history-collector``, the
+    operator's or the user's, then shares the Ray logs and receives Ray's events)."""
     labels = metadata.setdefault("labels", {})
     if crd_type == C.CRDType.RAY_SERVICE:
         labels[C.RAY_CLUSTER_SERVING_SERVICE_LABEL_KEY] = (
@@ -746,6 +846,11 @@ def build_pod(
         if autoscaler is not None:
             _add_empty_dir(ray, pod_spec, C.RAY_LOG_VOLUME_NAME, C.RAY_LOG_VOLUME_MOUNT_PATH, "")
             _add_empty_dir(autoscaler, pod_spec, C.RAY_LOG_VOLUME_NAME, C.RAY_LOG_VOLUME_MOUNT_PATH, "")
+    collector = None
+    if history_server:
+        collector = next((c for c in containers if c.get("name") == C.COLLECTOR_CONTAINER_NAME), None)
+        if collector is not None:
+            _share_ray_logs_with_collector(pod_spec, ray, collector)
 
     cmd = ""
     if U.as_list(ray.get("command")):
@@ -773,6 +878,11 @@ def build_pod(
         default_container_envs=default_container_envs,
         kuberay_version=kuberay_version,
     )
+    if collector is not None:
+        ray_env = _container_env(ray)
+        for name, value in _RAY_EVENT_EXPORT_ENV:
+            if not U.env_var_exists(name, ray_env):
+                ray_env.append(_env(name, value))
     if U.is_probes_injection_enabled(env):
         _init_liveness_and_readiness_probe(ray, node_type, crd_type, params, ray_version)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
@@ -832,7 +942,6 @@ def build_head_pod(
     """The head Pod for ``cluster`` (``buildHeadPod``), including the controller ownerRef and the
     ``ray.io/upgrade-strategy-recreate-hash``/``ray.io/kuberay-version`` annotations (``spec_hash``
     defaults to ``generate_hash_without_replicas_and_workers_to_delete(spec)``)."""
-    del features  # no head-pod behaviour behind a default-on gate is ported (see module docstring)
     cluster = copy.deepcopy(dict(cluster))
     name = U.cluster_name(cluster)
     namespace = U.cluster_namespace(cluster)
@@ -880,6 +989,9 @@ def build_head_pod(
     if U.is_auth_enabled(cluster):
         _configure_token_auth(name, pod_spec, U.as_map(spec.get("authOptions")))
     containers.extend(copy.deepcopy(dict(c)) for c in config.head_sidecar_containers)
+    history_server = U.feature_enabled(features, C.FEATURE_RAY_CLUSTER_HISTORY_SERVER)
+    if history_server and (collector := build_collector_container(cluster, C.RayNodeType.HEAD, fqdn)) is not None:
+        containers.append(collector)
 
     metadata["annotations"] = annotations
     pod = build_pod(
@@ -895,6 +1007,7 @@ def build_head_pod(
         default_container_envs=config.default_container_envs,
         ray_version=U.as_str(spec.get("rayVersion")),
         kuberay_version=kuberay_version,
+        history_server=history_server,
     )
     _drop_empty_env(pod_spec)
     U.set_controller_reference(metadata, cluster)
@@ -967,6 +1080,9 @@ def build_worker_pod(
     if U.is_auth_enabled(cluster):
         _configure_token_auth(name, pod_spec, U.as_map(spec.get("authOptions")))
     containers.extend(copy.deepcopy(dict(c)) for c in config.worker_sidecar_containers)
+    history_server = U.feature_enabled(features, C.FEATURE_RAY_CLUSTER_HISTORY_SERVER)
+    if history_server and (collector := build_collector_container(cluster, C.RayNodeType.WORKER, fqdn)) is not None:
+        containers.append(collector)
 
     metadata["annotations"] = annotations
     pod = build_pod(
@@ -982,6 +1098,7 @@ def build_worker_pod(
         default_container_envs=config.default_container_envs,
         ray_version=U.as_str(spec.get("rayVersion")),
         kuberay_version=kuberay_version,
+        history_server=history_server,
     )
     _drop_empty_env(pod_spec)
     U.set_controller_reference(metadata, cluster)

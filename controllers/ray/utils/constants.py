@@ -16,6 +16,7 @@ from typing import Final
 from api.v1.constants import API_VERSION, DEFAULT_GCS_STORAGE_SIZE, GROUP, RAY_JOB_CLUSTER_SELECTOR_KEY
 from api.v1.constants import COLLECTOR_CONTAINER_NAME as COLLECTOR_CONTAINER_NAME
 from api.v1.constants import DEFAULT_SUBMITTER_BACKOFF_LIMIT as DEFAULT_SUBMITTER_BACKOFF_LIMIT
+from api.v1.constants import EVENTS_PORT as EVENTS_PORT
 from api.v1.constants import FQ_RAY_IP as FQ_RAY_IP
 from api.v1.constants import GCS_STORAGE_MOUNT_PATH as GCS_STORAGE_MOUNT_PATH
 from api.v1.constants import GCS_STORAGE_VOLUME_NAME as GCS_STORAGE_VOLUME_NAME
@@ -24,6 +25,9 @@ from api.v1.constants import MAX_INT32 as MAX_INT32
 from api.v1.constants import MAX_RAY_CLUSTER_NAME_LENGTH as MAX_RAY_CLUSTER_NAME_LENGTH
 from api.v1.constants import MAX_RAY_JOB_NAME_LENGTH as MAX_RAY_JOB_NAME_LENGTH
 from api.v1.constants import MAX_RAY_SERVICE_NAME_LENGTH as MAX_RAY_SERVICE_NAME_LENGTH
+from api.v1.constants import OWNER_KIND as OWNER_KIND
+from api.v1.constants import OWNER_NAME as OWNER_NAME
+from api.v1.constants import POD_IP as POD_IP
 from api.v1.constants import RAY_CLUSTER_LABEL_KEY as RAY_CLUSTER_LABEL_KEY
 from api.v1.constants import RAY_CLUSTER_NAME as RAY_CLUSTER_NAME
 from api.v1.constants import RAY_CLUSTER_NAMESPACE as RAY_CLUSTER_NAMESPACE
@@ -36,6 +40,7 @@ from api.v1.constants import RAY_GCS_STORAGE_PATH as RAY_GCS_STORAGE_PATH
 from api.v1.constants import RAY_ORIGINATED_FROM_CR_NAME_LABEL_KEY as RAY_ORIGINATED_FROM_CR_NAME_LABEL_KEY
 from api.v1.constants import RAY_ORIGINATED_FROM_CRD_LABEL_KEY as RAY_ORIGINATED_FROM_CRD_LABEL_KEY
 from api.v1.constants import RAY_REDIS_ADDRESS as RAY_REDIS_ADDRESS
+from api.v1.constants import RAY_ROLE as RAY_ROLE
 from api.v1.constants import RAY_SERVICE_INITIALIZING_TIMEOUT_ANNOTATION as RAY_SERVICE_INITIALIZING_TIMEOUT_ANNOTATION
 from api.v1.constants import RAY_TLS_CA_CERT as RAY_TLS_CA_CERT
 from api.v1.constants import RAY_TLS_CERT_MOUNT_PATH as RAY_TLS_CERT_MOUNT_PATH
@@ -235,6 +240,8 @@ CUSTOM_ACCELERATOR_TO_RAY_RESOURCE: Final[dict[str, str]] = {
     TPU_CONTAINER_RESOURCE_NAME: TPU_RAY_RESOURCE_NAME,
 }
 RESOURCE_CPU: Final = "cpu"
+#: ``imagePullPolicy`` of the sidecars KubeRay adds (autoscaler, history collector) unless configured.
+PULL_IF_NOT_PRESENT: Final = "IfNotPresent"
 RESOURCE_MEMORY: Final = "memory"
 RESOURCE_STORAGE: Final = "storage"
 #: Regex (unanchored at the start, like Go's ``regexp.MatchString``) for NVIDIA MIG resource names.
