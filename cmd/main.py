@@ -24,7 +24,7 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -99,23 +99,22 @@ def controller_setups(dashboards: dashboard.DashboardClientFactory | None = None
 
 def gated_setups() -> list[ControllerSetup]:
     """The controllers behind feature gates, registered after the webhooks as in main.go; each logs
-    whether its gate lets it start."""
+    whether its gate lets it start, in upstream's words."""
 
-    def raycronjob(rt: Any) -> list[Any]:
-        if not rt.gates.enabled("RayCronJob"):
-            log.info("RayCronJob feature gate is disabled, skipping RayCronJob controller setup")
-            return []
-        log.info("RayCronJob feature gate is enabled, starting RayCronJob controller")
-        return raycronjob_controller.setup(rt)
+    def gated(gate: str, controller: str, setup: Callable[[Any], list[Any]]) -> ControllerSetup:
+        def register(rt: Any) -> list[Any]:
+            if not rt.gates.enabled(gate):
+                log.info("%s feature gate is disabled, skipping %s controller setup", gate, controller)
+                return []
+            log.info("%s feature gate is enabled, starting %s controller", gate, controller)
+            return setup(rt)
 
-    def networkpolicy(rt: Any) -> list[Any]:
-        if not rt.gates.enabled("RayClusterNetworkPolicy"):
-            log.info("RayClusterNetworkPolicy feature gate is disabled, skipping NetworkPolicy controller setup")
-            return []
-        log.info("RayClusterNetworkPolicy feature gate is enabled, starting NetworkPolicy controller")
-        return networkpolicy_controller.setup(rt)
+        return register
 
-    return [raycronjob, networkpolicy]
+    return [
+        gated("RayCronJob", "RayCronJob", raycronjob_controller.setup),
+        gated("RayClusterNetworkPolicy", "NetworkPolicy", networkpolicy_controller.setup),
+    ]
 
 
 def webhook_setup(env: Mapping[str, str]) -> tuple[ControllerSetup, WebhookServer] | None:
