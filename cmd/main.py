@@ -25,6 +25,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -80,13 +81,29 @@ def cache_selectors() -> dict[Any, ByObject]:
     return {res.JOBS: ByObject(label_selector=JOB_SELECTOR), res.PODS: ByObject(label_selector=POD_SELECTOR)}
 
 
-def controller_setups(dashboards: dashboard.DashboardClientFactory | None = None) -> list[ControllerSetup]:
+@dataclass
+class ClusterFacts:
+    """What start-up learns about the cluster and the controllers are built with (never re-read)."""
+
+    openshift: bool = False  # the API server serves one of OpenShift's groups
+
+
+#: Any of these groups served means OpenShift (upstream's getClusterType).
+OPENSHIFT_GROUPS = frozenset({"route.openshift.io", "security.openshift.io", "config.openshift.io"})
+
+
+def controller_setups(
+    dashboards: dashboard.DashboardClientFactory | None = None, facts: ClusterFacts | None = None
+) -> list[ControllerSetup]:
     """Every controller of this build, in upstream's registration order. ``dashboards`` replaces the
-    flag-chosen way of reaching Ray dashboards (tests, benchmarks)."""
+    flag-chosen way of reaching Ray dashboards (tests, benchmarks); ``facts`` are filled by the
+    start-up checks before the controllers are set up."""
+    known = facts if facts is not None else ClusterFacts()
 
     def raycluster(rt: Any) -> list[Any]:
         # The Configuration's sidecars and pod defaults become the reconciler's options, as in main.go.
-        return raycluster_controller.setup(rt, RayClusterOptions.from_configuration(rt.config, rt.gates))
+        options = RayClusterOptions.from_configuration(rt.config, rt.gates, openshift=known.openshift)
+        return raycluster_controller.setup(rt, options)
 
     def rayjob(rt: Any) -> list[Any]:
         return rayjob_controller.setup(rt, None, dashboards)
@@ -363,12 +380,18 @@ def required_access(
     return required, [a for a in wanted if a not in required]
 
 
-async def preflight(opts: Options) -> None:
-    """Refuse to start, with advice, when the cluster is not ready for the operator."""
+async def preflight(opts: Options, facts: ClusterFacts | None = None) -> None:
+    """Refuse to start, with advice, when the cluster is not ready for the operator; fill ``facts``."""
     client = await startup.connect(opts.kubeconfig)
     try:
         version = await startup.check_reachable(client)
         rayjob_controller.check_kubernetes_version(opts.gates, version)
+        try:
+            groups = await startup.served_groups(client)
+        except StartupError as e:
+            raise StartupError(f"unable to detect cluster type (OpenShift vs Kubernetes): {e}") from None
+        if facts is not None:
+            facts.openshift = bool(groups & OPENSHIFT_GROUPS)
         crds = [*RAY_CRDS, *(crd for gate, (_, crd) in GATED_CONTROLLERS.items() if crd and opts.gates.enabled(gate))]
         missing = await startup.missing_resources(client, "ray.io", "v1", crds)
         if missing == crds:
@@ -429,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("feature gates: %s", gates)
     tracing.setup(exporters)
 
-    setups = controller_setups()
+    facts = ClusterFacts()
+    setups = controller_setups(facts=facts)
     hooks = webhook_setup(os.environ)
     if hooks is not None:
         setups.append(hooks[0])
@@ -470,20 +494,20 @@ def main(argv: list[str] | None = None) -> int:
         cache_by_object=cache_selectors(),
     )
     try:
-        return asyncio.run(_run(opts))
+        return asyncio.run(_run(opts, facts))
     finally:
         if plane is not None:
             log.info("stopping the local control plane")
             plane.stop()
 
 
-async def _run(opts: Options) -> int:
+async def _run(opts: Options, facts: ClusterFacts | None = None) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await preflight(opts)
+        await preflight(opts, facts)
     except StartupError as e:
         return fail(e, e.exit_code)
     try:

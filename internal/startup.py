@@ -165,6 +165,15 @@ async def missing_resources(client: Client, group: str, version: str, plurals: S
     return [p for p in plurals if p not in served]
 
 
+async def served_groups(client: Client) -> set[str]:
+    """The API groups the server serves (discovery ``/apis``); raises :class:`StartupError`."""
+    try:
+        doc = await client.request("GET", "/apis")
+    except ApiError as e:
+        raise StartupError(f"discovery of the API groups failed: {e}") from None
+    return {str(g.get("name")) for g in (doc or {}).get("groups") or ()}
+
+
 # ---- permissions ---------------------------------------------------------------------------------------
 
 

@@ -239,13 +239,16 @@ class RayClusterOptions:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     gates: FeatureGates = field(default_factory=FeatureGates)
     pod_config: podb.PodConfig = podb.DEFAULT_POD_CONFIG
+    #: the API server serves OpenShift's groups (detected once at start-up, as upstream)
+    openshift: bool = False
 
     @classmethod
-    def from_configuration(cls, cfg: Configuration, gates: FeatureGates) -> RayClusterOptions:
+    def from_configuration(cls, cfg: Configuration, gates: FeatureGates, openshift: bool = False) -> RayClusterOptions:
         """Upstream's ``RayClusterReconcilerOptions`` from the operator Configuration: the sidecars and
         the pod defaults every Ray pod gets."""
         return cls(
             gates=gates,
+            openshift=openshift,
             pod_config=podb.PodConfig(
                 head_sidecar_containers=tuple(cfg.headSidecarContainers),
                 worker_sidecar_containers=tuple(cfg.workerSidecarContainers),
@@ -254,6 +257,11 @@ class RayClusterOptions:
                 default_pod_annotations=dict(cfg.defaultPodAnnotations),
             ),
         )
+
+    @property
+    def use_route(self) -> bool:
+        """The dashboard is exposed by a Route on OpenShift, unless ``USE_INGRESS_ON_OPENSHIFT=true``."""
+        return self.openshift and self.env.get(C.USE_INGRESS_ON_OPENSHIFT, "").lower() != "true"
 
     @property
     def default_requeue(self) -> float:
@@ -540,9 +548,12 @@ class RayClusterReconciler:
     async def _reconcile_ingress(self, cluster: Obj) -> None:
         """reconcileIngressKubernetes (extensions §2.3): create the dashboard Ingress, or bring an
         owned one back to the desired labels, annotations and spec; a foreign one is left alone with
-        a Warning on every pass. The OpenShift Route (upstream's mode when Route APIs are served) is
-        not ported. Read from the API server: Ingresses are not cached (upstream does not watch them)."""
+        a Warning on every pass. On OpenShift, the Route instead (§2.4). Read from the API server:
+        Ingresses and Routes are not cached (upstream does not watch them)."""
         if not ingress.is_ingress_enabled(cluster):
+            return
+        if self.options.use_route:
+            await self._reconcile_route(cluster)
             return
         ns = cluster["metadata"]["namespace"]
         desired = ingress.build_ingress_for_head_service(cluster)
@@ -580,6 +591,22 @@ class RayClusterReconciler:
             self.recorder.event(cluster, "Warning", R.FAILED_TO_UPDATE_INGRESS, note, action=UPDATE)
             raise
         self.recorder.event(cluster, "Normal", R.UPDATED_INGRESS, f"Updated ingress {ns}/{name}", action=UPDATE)
+
+    async def _reconcile_route(self, cluster: Obj) -> None:
+        """reconcileRouteOpenShift: create the Route when no Route carries the cluster's label (owned or
+        not); one is left as it is, never updated; several are left alone."""
+        meta = cluster["metadata"]
+        selector = f"{C.RAY_CLUSTER_LABEL_KEY}={meta['name']}"
+        routes = (await self.client.list(res.ROUTES, meta["namespace"], label_selector=selector))["items"]
+        if routes:
+            return
+        await self._create(
+            res.ROUTES,
+            ingress.build_route_for_head_service(cluster),
+            cluster,
+            R.CREATED_ROUTE,
+            R.FAILED_TO_CREATE_ROUTE,
+        )
 
     async def _reconcile_auth_secret(self, cluster: Obj) -> None:
         spec = cluster["spec"]
@@ -1217,6 +1244,7 @@ _EVENT_NOUNS: dict[str, str] = {
     "Role": "role",
     "RoleBinding": "role binding",
     "Ingress": "ingress",
+    "Route": "route",
     "PersistentVolumeClaim": "PersistentVolumeClaim",
 }
 

@@ -100,7 +100,7 @@ _INGRESS_AS_UPSTREAM = (
     "watched, patched or deleted (garbage collection removes it with its RayCluster)"
 )
 _INGRESS_UNUSED = "granted as upstream's role does: upstream declares it and never uses it"
-_ROUTE = "headGroupSpec.enableIngress on OpenShift (a Route instead of the Ingress): not ported"
+_ROUTE = "headGroupSpec.enableIngress on OpenShift (a Route instead of the Ingress)"
 _SERVICES_AS_UPSTREAM = _AS_UPSTREAM + "; owned Services go with their owner by garbage collection"
 _LEASE_LIST = _AS_UPSTREAM + " (the lock reads its one Lease by name)"
 _JOBS_USED = ("get", "list", "watch", "create", "delete")  # submitter and Redis-cleanup Jobs
