@@ -18,7 +18,7 @@ BASE = os.environ["CHAOS_DASHBOARD_URL"].rstrip("/")
 _setups = entry.controller_setups
 
 
-def _with_fake(dashboards: DashboardClientFactory | None = None) -> Any:
+def _with_fake(dashboards: DashboardClientFactory | None = None, facts: entry.ClusterFacts | None = None) -> Any:
     def url(cluster: Any) -> str:
         return f"{BASE}/c/{cluster['metadata']['name']}"
 
@@ -27,7 +27,7 @@ def _with_fake(dashboards: DashboardClientFactory | None = None) -> Any:
 
     # Every fake head shares one host:port here; real heads each have their own connection slots.
     fake = DashboardClientFactory(Loopback(url), proxies=LoopbackProxyAddress(proxy), limit_per_host=256)
-    return _setups(dashboards or fake)
+    return _setups(dashboards or fake, facts)
 
 
 entry.controller_setups = _with_fake
