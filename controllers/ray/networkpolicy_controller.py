@@ -24,6 +24,7 @@ from typing import Any
 
 from controllers.ray.common import networkpolicy as npb
 from controllers.ray.utils import constants as C
+from controllers.ray.utils import util as U
 from controllers.ray.utils.constants import NetworkPolicyEventReason as R
 from internal.client import AlreadyExists, ApiError, Client, NotFound
 from internal.client import resources as res
@@ -39,13 +40,6 @@ Obj = dict[str, Any]
 
 class _Retry(ReconcileError):
     """Requeue with backoff (upstream returns the error)."""
-
-
-def _controlled_by(obj: Obj, cluster: Obj) -> bool:
-    uid = cluster["metadata"].get("uid")
-    return any(
-        r.get("controller") is True and r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or ()
-    )
 
 
 class NetworkPolicyReconciler:
@@ -79,7 +73,8 @@ class NetworkPolicyReconciler:
     def _owned(self, cluster: Obj) -> list[Obj]:
         meta = cluster["metadata"]
         listed = self.cache.list(res.NETWORKPOLICIES, meta["namespace"], labels={C.RAY_CLUSTER_LABEL_KEY: meta["name"]})
-        return [thaw(p) for p in listed if _controlled_by(thaw(p), cluster)]
+        policies: list[Obj] = [thaw(p) for p in listed]
+        return [p for p in policies if U.is_controlled_by(p, cluster)]
 
     async def _create_or_update(self, cluster: Obj, desired: Obj) -> None:
         ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
@@ -103,7 +98,7 @@ class NetworkPolicyReconciler:
                 self._event(cluster, "Normal", R.CREATED, f"Created NetworkPolicy {key}", "Create")
                 return
         assert live is not None
-        if not _controlled_by(live, cluster):
+        if not U.is_controlled_by(live, cluster):
             self._event(
                 cluster,
                 "Warning",

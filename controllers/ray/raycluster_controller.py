@@ -562,9 +562,7 @@ class RayClusterReconciler:
         if live is None:
             await self._create(res.INGRESSES, desired, cluster, R.CREATED_INGRESS, R.FAILED_TO_CREATE_INGRESS)
             return
-        uid = cluster["metadata"].get("uid")
-        refs = (live.get("metadata") or {}).get("ownerReferences") or ()
-        if not any(r.get("controller") is True and r.get("uid") == uid for r in refs):
+        if not U.is_controlled_by(live, cluster):
             note = f"Ingress {ns}/{name} already exists and is not owned by this RayCluster; not modifying it"
             self.recorder.event(cluster, "Warning", R.FAILED_TO_CREATE_INGRESS, note, action=CREATE)
             return

@@ -18,7 +18,6 @@ a RayJob for the year 1.
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -47,16 +46,6 @@ class _Retry(ReconcileError):
     """Requeue with backoff (upstream returns the error)."""
 
 
-def _fmt(t: int) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(s: Any) -> int | None:
-    if not s:
-        return None
-    return int(dt.datetime.fromisoformat(str(s).replace("Z", "+00:00")).timestamp())
-
-
 def schedule_of(spec: Obj) -> Schedule:
     """``spec.schedule`` in ``spec.timeZone`` (upstream prefixes ``TZ=<zone>``); without a zone, the
     operator's."""
@@ -73,7 +62,7 @@ def construct_ray_job(cron: Obj, tick: int) -> Obj:
         "name": f"{meta['name']}-{tick // 60}",
         "namespace": meta["namespace"],
         "labels": {C.RAY_CRON_JOB_NAME_LABEL_KEY: meta["name"]},
-        "annotations": {C.RAY_CRON_JOB_TIMESTAMP_ANNOTATION_KEY: _fmt(tick)},
+        "annotations": {C.RAY_CRON_JOB_TIMESTAMP_ANNOTATION_KEY: U.format_time(tick)},
     }
     U.set_controller_reference(job_meta, cron, kind=C.RAY_CRON_JOB_KIND)
     return {
@@ -132,7 +121,10 @@ class RayCronJobReconciler:
 
         now = self.options.clock()
         status = cron.setdefault("status", {})
-        earliest = _parse(status.get("lastScheduleTime")) or _parse(meta.get("creationTimestamp")) or int(now)
+        # whole seconds, as every stored time
+        earliest = int(
+            U.parse_time(status.get("lastScheduleTime")) or U.parse_time(meta.get("creationTimestamp")) or now
+        )
         tick = schedule.next(earliest)
         if tick is None:
             self.recorder.event(
@@ -154,7 +146,7 @@ class RayCronJobReconciler:
         except AlreadyExists:
             log.info("RayJob already exists, created by an earlier pass", extra={"rayJobName": name})
 
-        scheduled = _fmt(tick)
+        scheduled = U.format_time(tick)
         if status.get("lastScheduleTime") != scheduled:
             log.info(
                 "updateRayCronJobStatus",
@@ -170,7 +162,7 @@ class RayCronJobReconciler:
         if following is None:
             return Result()
         requeue = following - now
-        log.info("Schedule timing", extra={"nextScheduledTime": _fmt(following), "requeueAfter": requeue})
+        log.info("Schedule timing", extra={"nextScheduledTime": U.format_time(following), "requeueAfter": requeue})
         # Not due yet: look again then. Already due (a missed activation): the status write just made
         # brings the object back at once, as upstream, which does not requeue a non-positive delay.
         return Result(requeue_after=requeue) if requeue > 0 else Result()

@@ -15,7 +15,6 @@ dashboard into a ConfigMap ``<rayjob>-driver-log`` owned by the RayJob (see docs
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import logging
 import os
 import random
@@ -74,16 +73,6 @@ VALIDATION_FAILED, SUSPENDING, SUSPENDED, RETRYING, WAITING = (
 )
 K8S_JOB, HTTP, INTERACTIVE, SIDECAR = "K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode"
 TERMINAL_JOB = frozenset({"STOPPED", "SUCCEEDED", "FAILED"})
-
-
-def _fmt(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(s: Any) -> float | None:
-    if not s:
-        return None
-    return dt.datetime.fromisoformat(str(s).replace("Z", "+00:00")).timestamp()
 
 
 def _env_seconds(env: Mapping[str, str], key: str, default: int) -> int:
@@ -226,11 +215,11 @@ class RayJobReconciler:
             )
         status.setdefault("jobStatus", "")
         status["jobDeploymentStatus"] = INITIALIZING
-        status["startTime"] = _fmt(self.clock())
+        status["startTime"] = U.format_time(self.clock())
 
     def _deadline_failures(self, job: Obj, *, active: bool, pre_running: bool) -> bool:
         spec, status = job["spec"], job["status"]
-        start = _parse(status.get("startTime")) or self.clock()
+        start = U.parse_time(status.get("startTime")) or self.clock()
         now = self.clock()
         ads = spec.get("activeDeadlineSeconds")
         if active and ads and now >= start + ads:
@@ -319,7 +308,7 @@ class RayJobReconciler:
         end = (status.get("rayJobInfo") or {}).get("endTime")
         if status.get("jobStatus") in TERMINAL_JOB and end:
             grace = _env_seconds(env, "RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS", 300)
-            end_t = _parse(end) or now
+            end_t = U.parse_time(end) or now
             if now >= end_t + grace:
                 failed = status.get("jobStatus") == "FAILED"
                 status.update(
@@ -328,7 +317,7 @@ class RayJobReconciler:
                     message=f"The RayJob's deployment status did not follow its terminal job status within {grace}s",
                 )
                 return None
-        check_start = _parse(status.get("jobStatusCheckFailureStartTime"))
+        check_start = U.parse_time(status.get("jobStatusCheckFailureStartTime"))
         if check_start is not None:
             limit = _env_seconds(env, "RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS", 300)
             if now >= check_start + limit:
@@ -396,9 +385,9 @@ class RayJobReconciler:
         status["message"] = info.message
         ray_info: Obj = dict(status.get("rayJobInfo") or {})
         if info.start_time:
-            ray_info["startTime"] = _fmt(info.start_time / 1000)
+            ray_info["startTime"] = U.format_time(info.start_time / 1000)
         if info.end_time:
-            ray_info["endTime"] = _fmt(info.end_time / 1000)
+            ray_info["endTime"] = U.format_time(info.end_time / 1000)
         if ray_info:
             status["rayJobInfo"] = ray_info
         if terminal:
@@ -414,7 +403,7 @@ class RayJobReconciler:
             jobStatus="FAILED",
             jobDeploymentStatus=FAILED,
             reason="JobDeploymentStatusTransitionGracePeriodExceeded",
-            message=f"The RayJob submitter finished at {_fmt(finished_at)} but the ray job did not reach "
+            message=f"The RayJob submitter finished at {U.format_time(finished_at)} but the ray job did not reach "
             f"terminal state within {SUBMITTER_FINISHED_TIMEOUT:.0f}s",
         )
 
@@ -424,7 +413,7 @@ class RayJobReconciler:
         status = job["status"]
         if status.get("jobStatusCheckFailureStartTime"):
             return False
-        status["jobStatusCheckFailureStartTime"] = _fmt(self.clock())
+        status["jobStatusCheckFailureStartTime"] = U.format_time(self.clock())
         return True
 
     async def _suspending(self, job: Obj) -> Result | None:
@@ -478,7 +467,7 @@ class RayJobReconciler:
         return Result()
 
     def _end_time(self, job: Obj) -> float:
-        return _parse(job["status"].get("endTime")) or self.clock()
+        return U.parse_time(job["status"].get("endTime")) or self.clock()
 
     async def _legacy_deletion_policy(self, job: Obj, strategy: Mapping[str, Any]) -> Result:
         js = job["status"].get("jobStatus")
@@ -736,9 +725,9 @@ class RayJobReconciler:
                         reason,
                         f"Job submission has failed. Reason: {c.get('reason', '')}. Message: {c.get('message', '')}",
                     )
-                    return True, _parse(c.get("lastTransitionTime"))
+                    return True, U.parse_time(c.get("lastTransitionTime"))
                 if c.get("type") == "Complete":
-                    return False, _parse(c.get("lastTransitionTime"))
+                    return False, U.parse_time(c.get("lastTransitionTime"))
             return False, None
         heads = self.cache.list(
             res.PODS,
@@ -768,10 +757,10 @@ class RayJobReconciler:
                         f"Ray head pod submitter container {cs.get('name')} terminated due to exceeding max "
                         "restart count",
                     )
-                    return True, _parse((term or {}).get("finishedAt"))
+                    return True, U.parse_time((term or {}).get("finishedAt"))
                 if not term or term.get("exitCode", 0) != 0:
                     return False, None
-                return False, _parse(term.get("finishedAt"))
+                return False, U.parse_time(term.get("finishedAt"))
             if not term:
                 return False, None
             if term.get("exitCode", 0) != 0:
@@ -786,8 +775,8 @@ class RayJobReconciler:
                     f"Ray head pod container {cs.get('name')} terminated with exit code "
                     f"{term.get('exitCode')}: {term.get('message', '')}",
                 )
-                return True, _parse(term.get("finishedAt"))
-            return False, _parse(term.get("finishedAt"))
+                return True, U.parse_time(term.get("finishedAt"))
+            return False, U.parse_time(term.get("finishedAt"))
         return False, None
 
     async def _delete_cluster_resources(self, job: Obj) -> bool:
@@ -1006,7 +995,7 @@ class RayJobReconciler:
         if not changed:
             return
         if new.get("jobDeploymentStatus") in (COMPLETE, FAILED):
-            new["endTime"] = _fmt(self.clock())
+            new["endTime"] = U.format_time(self.clock())
         log.info(
             "updateRayJobStatus",
             extra={

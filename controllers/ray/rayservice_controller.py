@@ -26,7 +26,6 @@ Deliberate deviations from upstream (spec §11):
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import logging
 import os
 import random
@@ -85,16 +84,6 @@ class _Retry(ReconcileError):
 
 
 # ---- small pure helpers ---------------------------------------------------------------------------------
-
-
-def _fmt(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(s: Any) -> float | None:
-    if not s:
-        return None
-    return dt.datetime.fromisoformat(str(s).replace("Z", "+00:00")).timestamp()
 
 
 def go_duration(ns: int) -> str:
@@ -158,14 +147,14 @@ def set_condition(
         if c.get("type") == ctype:
             if c.get("status") != cstatus:
                 c["status"] = cstatus
-                c["lastTransitionTime"] = _fmt(now())
+                c["lastTransitionTime"] = U.format_time(now())
             c["reason"], c["message"] = reason, message
             if gen:
                 c["observedGeneration"] = gen
             else:
                 c.pop("observedGeneration", None)
             return
-    cond: Obj = {"type": ctype, "status": cstatus, "lastTransitionTime": _fmt(now()), "reason": reason}
+    cond: Obj = {"type": ctype, "status": cstatus, "lastTransitionTime": U.format_time(now()), "reason": reason}
     cond["message"] = message
     if gen:
         cond["observedGeneration"] = gen
@@ -705,13 +694,13 @@ class RayServiceReconciler:
             except ValidationError as e:
                 self._event(svc, "Warning", reason, f"{self._key(svc)}: {e}", "Validate")
                 set_condition(status, CT.READY, "False", CR.VALIDATION_FAILED, str(e), self.clock)
-                status["lastUpdateTime"] = _fmt(self._now())
+                status["lastUpdateTime"] = U.format_time(self._now())
                 await self._write_status(svc)
                 return Result()
 
         suspend_result = await self._handle_suspend(svc)
         if inconsistent_statuses(original.get("status") or {}, status):
-            status["lastUpdateTime"] = _fmt(self._now())
+            status["lastUpdateTime"] = U.format_time(self._now())
             await self._write_status(svc)
             original["status"] = copy.deepcopy(status)
         if suspend_result is not None:
@@ -785,7 +774,7 @@ class RayServiceReconciler:
             svc, active, pending, active_apps, pending_apps, head_svc, serve_svc, route=route, incremental=incremental
         )
         if inconsistent_statuses(original.get("status") or {}, status):
-            status["lastUpdateTime"] = _fmt(self._now())
+            status["lastUpdateTime"] = U.format_time(self._now())
             await self._write_status(svc)
         return Result(requeue_after=REQUEUE)
 
@@ -1317,7 +1306,7 @@ class RayServiceReconciler:
         if (not rolling_back and w_p == cap_p) or (rolling_back and w_a == cap_a):
             return w_a, w_p
         receiver = act if rolling_back else pend
-        last = _parse_time(receiver.get("lastTrafficMigratedTime"))
+        last = U.parse_time(receiver.get("lastTrafficMigratedTime"))
         interval = _int_or(options.get("intervalSeconds"), 1)
         step = _int_or(options.get("stepSizePercent"), 0)
         if last is not None and self._now() - last < interval:
@@ -1633,7 +1622,7 @@ class RayServiceReconciler:
                     weight = _int_or(b.get("weight"), 1)
                     old = side.get("trafficRoutedPercent")
                     if (-1 if old is None else old) != weight:
-                        side["lastTrafficMigratedTime"] = _fmt(self._now())
+                        side["lastTrafficMigratedTime"] = U.format_time(self._now())
                     side["trafficRoutedPercent"] = weight
                     break
 
@@ -1694,7 +1683,7 @@ class RayServiceReconciler:
             return
         if ready.get("status") != "False" or ready.get("reason") != CR.INITIALIZING:
             return
-        since = _parse_time(ready.get("lastTransitionTime"))
+        since = U.parse_time(ready.get("lastTransitionTime"))
         if since is None:
             return
         elapsed = int((self._now() - since) * 1_000_000_000)

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import pytest
 import yaml
+from support.gomod import go_module_dir
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -181,15 +182,7 @@ CERT_MANAGER_MODULE = "github.com/cert-manager/cert-manager@v1.19.4"
 
 
 def install_cert_manager_crds(plane: Any) -> None:
-    proc = subprocess.run(
-        ["go", "mod", "download", "-json", CERT_MANAGER_MODULE],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    crds = Path(json.loads(proc.stdout)["Dir"]) / "deploy" / "crds"
+    crds = go_module_dir(CERT_MANAGER_MODULE) / "deploy" / "crds"
     plane.install_crds([crds / "cert-manager.io_certificates.yaml", crds / "cert-manager.io_issuers.yaml"])
 
 

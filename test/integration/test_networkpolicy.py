@@ -4,15 +4,13 @@ networkpolicy`, as the API server stores them, and the events on the RayCluster.
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import time
 from typing import Any
 
 import pytest
 import yaml
 from support.operator import running_operator
-from support.wait import events_for, eventually, gone, wait_events
+from support.wait import events_for, eventually, gone, stays, wait_events
 
 from controllers.ray import networkpolicy_controller, raycluster_controller
 from controllers.ray.raycluster_controller import RayClusterOptions
@@ -92,13 +90,11 @@ async def policies(c: Client, ns: str) -> dict[str, dict[str, Any]]:
 
 async def unchanged(c: Client, ns: str, window: float) -> bool:
     """True when no NetworkPolicy in ``ns`` changes (resourceVersions) at any sample over ``window`` s."""
-    first = {n: p["metadata"]["resourceVersion"] for n, p in (await policies(c, ns)).items()}
-    deadline = time.monotonic() + window
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.25)  # sampling interval, not synchronisation
-        if {n: p["metadata"]["resourceVersion"] for n, p in (await policies(c, ns)).items()} != first:
-            return False
-    return True
+
+    async def versions() -> dict[str, str]:
+        return {n: p["metadata"]["resourceVersion"] for n, p in (await policies(c, ns)).items()}
+
+    return await stays(versions, window)
 
 
 async def test_policies_for_the_head_and_each_group_then_follow_the_spec(

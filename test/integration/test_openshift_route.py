@@ -6,7 +6,6 @@ it flips every operator on that plane into Route mode) and exposes ``enableIngre
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from support.gomod import go_module_dir
 from support.rbac_audit import install_operator_identity
 from support.wait import eventually
 
@@ -31,15 +31,7 @@ NAMESPACE = "team-a"
 
 
 def route_crd() -> Path:
-    proc = subprocess.run(
-        ["go", "mod", "download", "-json", OPENSHIFT_API_MODULE],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return Path(json.loads(proc.stdout)["Dir"]) / "route" / "v1" / "zz_generated.crd-manifests" / "routes.crd.yaml"
+    return go_module_dir(OPENSHIFT_API_MODULE) / "route" / "v1" / "zz_generated.crd-manifests" / "routes.crd.yaml"
 
 
 @pytest.fixture

@@ -4,17 +4,15 @@ scaling, workersToDelete, suspend, pod loss and deletion."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import functools
 import ipaddress
-import time
 from typing import Any
 
 import pytest
 import yaml
 from support.operator import running_operator
-from support.wait import eventually, gone, wait_events
+from support.wait import eventually, gone, stays, wait_events
 
 from internal.client import Client, NotFound
 from internal.client.resources import EVENTS, PODS, RAYCLUSTERS, SERVICES
@@ -93,13 +91,11 @@ async def wait_ready(c: Client, ns: str, name: str, workers: int, timeout: float
 
 async def steady(c: Client, ns: str, name: str, window: float) -> bool:
     """True when the cluster's resourceVersion stays the same at every sample over ``window`` seconds."""
-    first = (await c.get(RAYCLUSTERS, name, ns))["metadata"]["resourceVersion"]
-    deadline = time.monotonic() + window
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.25)  # sampling interval, not synchronisation
-        if (await c.get(RAYCLUSTERS, name, ns))["metadata"]["resourceVersion"] != first:
-            return False
-    return True
+
+    async def version() -> str:
+        return str((await c.get(RAYCLUSTERS, name, ns))["metadata"]["resourceVersion"])
+
+    return await stays(version, window)
 
 
 def cond(st: dict[str, Any], ctype: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ at once; the RayJobs it creates are what a user would `kubectl get`."""
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import copy
 import datetime as dt
@@ -16,7 +15,7 @@ import pytest
 import yaml
 from support.clock import SkewedClock
 from support.operator import running_operator
-from support.wait import events_for, eventually, gone, wait_events
+from support.wait import events_for, eventually, gone, stays, wait_events
 
 from api.v1.fields import parse_time
 from controllers.ray import raycronjob_controller
@@ -66,12 +65,11 @@ async def ray_jobs(c: Client, ns: str) -> list[dict[str, Any]]:
 
 async def no_more_ray_jobs(c: Client, ns: str, count: int, window: float) -> bool:
     """True when the namespace holds exactly ``count`` RayJobs at every sample over ``window`` seconds."""
-    deadline = time.monotonic() + window
-    while time.monotonic() < deadline:
-        if len(await ray_jobs(c, ns)) != count:
-            return False
-        await asyncio.sleep(0.25)  # sampling interval, not synchronisation
-    return True
+
+    async def how_many() -> int:
+        return len(await ray_jobs(c, ns))
+
+    return await how_many() == count and await stays(how_many, window)
 
 
 def minute_ticks(after: float, count: int) -> list[int]:

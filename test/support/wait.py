@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -30,6 +30,18 @@ async def eventually(
             extra = f" (last: {last_exc})" if last_exc else ""
             pytest.fail(f"timed out after {timeout}s waiting for {what}{extra}")
         await asyncio.sleep(interval)
+
+
+async def stays(probe: Callable[[], Awaitable[Any]], window: float, interval: float = 0.25) -> bool:
+    """True when ``probe()`` gives the same value at every sample over ``window`` seconds: a "nothing
+    happens" check, sampled over a window rather than slept through."""
+    first = await probe()
+    deadline = time.monotonic() + window
+    while time.monotonic() < deadline:
+        await asyncio.sleep(interval)  # sampling interval, not synchronisation
+        if await probe() != first:
+            return False
+    return True
 
 
 async def gone(client: Any, res: Any, name: str, namespace: str) -> bool:

@@ -8,6 +8,7 @@ and random suffixes come from a caller-supplied generator.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import random
 import re
@@ -521,6 +522,21 @@ def find_container_port(container: Mapping[str, Any], port_name: str, default: i
     return default
 
 
+# ---- times ------------------------------------------------------------------------------------------
+
+
+def format_time(t: float) -> str:
+    """A ``metav1.Time`` as the API stores it: RFC 3339 in UTC, whole seconds."""
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(s: Any) -> float | None:
+    """A ``metav1.Time`` string as Unix seconds; None when empty or absent."""
+    if not s:
+        return None
+    return dt.datetime.fromisoformat(str(s).replace("Z", "+00:00")).timestamp()
+
+
 # ---- owner references ------------------------------------------------------------------------------
 
 
@@ -547,6 +563,13 @@ def _same_owner(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
         and a.get("kind") == b.get("kind")
         and a.get("name") == b.get("name")
     )
+
+
+def is_controlled_by(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
+    """``metav1.IsControlledBy``: ``obj`` has a controller reference with ``owner``'s uid."""
+    uid = as_map(owner.get("metadata")).get("uid")
+    refs = as_list(as_map(obj.get("metadata")).get("ownerReferences"))
+    return any(as_map(r).get("controller") is True and as_map(r).get("uid") == uid for r in refs)
 
 
 def set_controller_reference(metadata: MutableMapping[str, Any], owner: Mapping[str, Any], **kw: str) -> None:
