@@ -19,7 +19,7 @@ import aiohttp
 import orjson
 from opentelemetry import trace
 
-from internal.client import errors
+from internal.client import errors, fence
 from internal.client.config import Connection
 from internal.client.metrics import ClientMetrics
 from internal.client.ratelimit import TokenBucket
@@ -125,7 +125,8 @@ class Client:
         self.tracer = tracer or trace.get_tracer("kuberay-py.client")
         self.user_agent = user_agent
         # Set by leader election: False once this replica may no longer write (its lease lapsed or
-        # was lost). Checked right before each write is sent, never for reads.
+        # was lost). Checked before each write asks for a connection and again as its bytes are
+        # written (internal/client/fence.py), never for reads.
         self.write_fence: Callable[[], bool] | None = None
 
     def limiter(self, path: str) -> TokenBucket:
@@ -210,7 +211,8 @@ class Client:
         if self.metrics:
             self.metrics.rate_limiter.labels(verb, self._host_label).observe(waited)
         headers = await self._headers(content_type if data is not None else None)
-        if method != "GET" and self.write_fence is not None and not self.write_fence():
+        fenced = self.write_fence if method != "GET" else None
+        if fenced is not None and not fenced():
             raise errors.NotLeader(f"{method} {path}: not sent, this replica no longer holds the leader lease")
         start = time.monotonic()
         code = "<error>"
@@ -222,6 +224,7 @@ class Client:
                 data=data,
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=max(0.001, deadline - start)),
+                trace_request_ctx=fence.request_context(fenced),  # checked again as the bytes go out
                 **self.api.request_kwargs,
             ) as resp:
                 raw = await resp.read()
@@ -236,6 +239,8 @@ class Client:
                 self.api.reset()
             raise errors.Timeout(f"{method} {path}: no answer within {t:.0f}s") from e
         except aiohttp.ClientError as e:
+            if isinstance(e.__cause__, errors.NotLeader):
+                raise e.__cause__ from None
             failed = ConnectionFailed(f"{method} {path}: {e}")
             if _is_reset(e):
                 raise _Reset(failed) from e

@@ -22,6 +22,8 @@ from typing import Any
 import aiohttp
 import yaml
 
+from internal.client import fence
+
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 #: client-go re-reads a bearer token file at most once a minute (rest.cachingTokenSource).
 TOKEN_RELOAD_SECONDS = 60.0
@@ -254,7 +256,7 @@ class Connection:
         if self._session is None or self._session.closed:
             ctx = self.configuration.ssl_context()
             connector = aiohttp.TCPConnector(limit=self.pool_size, ssl=ctx if ctx is not None else False)
-            self._session = aiohttp.ClientSession(connector=connector)
+            self._session = aiohttp.ClientSession(connector=connector, trace_configs=[fence.trace_config()])
         return self._session
 
     def reset(self) -> None:

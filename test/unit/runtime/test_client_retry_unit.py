@@ -265,3 +265,29 @@ async def test_a_closed_write_fence_keeps_writes_from_the_wire_but_not_reads(
         await client.delete(CM, "a", "ns")
     assert await client.get(CM, "a", "ns") == OK
     assert [m for _, m, _ in srv.arrivals] == ["POST", "GET"]
+
+
+@pytest.mark.parametrize("write", ["create", "patch", "delete"])
+async def test_a_write_whose_fence_closed_while_it_waited_to_be_sent_never_leaves(
+    fake: tuple[FakeApiserver, Client, CollectorRegistry], write: str
+) -> None:
+    """The replica froze (SIGSTOP, a paused VM) after the fence let a write through but before its bytes
+    went out, and woke with its lease lapsed: the fence, asked again as the bytes are written, holds
+    it back. The fence below is open for the first check only; the pool has a connection already, so
+    the second check is the one made at the socket."""
+    srv, client, _ = fake
+    await client.get(CM, "a", "ns")  # a pooled connection: the write does not wait for a new one
+    checks = itertools.count()
+    client.write_fence = lambda: next(checks) == 0
+    call = {
+        "create": lambda: client.create(CM, OK, "ns"),
+        "patch": lambda: client.patch(CM, "a", {"data": {"k": "v"}}, "ns"),
+        "delete": lambda: client.delete(CM, "a", "ns"),
+    }[write]
+    with pytest.raises(NotLeader):
+        await call()
+    assert next(checks) > 1, "the fence was not asked again as the write went out"
+    assert [m for _, m, _ in srv.arrivals] == ["GET"]
+    client.write_fence = None  # the client still works: nothing was left half-written on the pool
+    await call()
+    assert [m for _, m, _ in srv.arrivals][-1] in ("POST", "PATCH", "DELETE")
