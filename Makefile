@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install bins oracle test test-parity test-unit test-integration lint fmt run clean-plane-cache cron-cases manifests check-manifests
+.PHONY: install bins oracle helm test test-parity test-unit test-integration lint fmt run clean-plane-cache cron-cases manifests check-manifests
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,12 @@ oracle:
 test-parity: install bins oracle
 	$(PY) -m pytest test/parity $(PYTEST_ARGS)
 
+## helm: build (or reuse) Helm at HELM_VERSION (hack/versions.env), for the chart's tests
+helm:
+	bash hack/build-helm.sh >/dev/null
+
 ## test: every test, on a real control plane (built on first use)
-test: install bins
+test: install bins helm
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## test-unit: tests that need no control plane
@@ -58,7 +62,7 @@ run: install bins
 image:
 	bash hack/build-image.sh
 
-## manifests: generate the CRDs and RBAC under config/ from the Python types and controllers
+## manifests: generate the CRDs and RBAC under config/ (and their copies in helm-chart/) from the Python types and controllers
 manifests: install
 	$(PY) hack/gen_manifests.py
 
@@ -69,8 +73,8 @@ cron-cases: install
 
 ## check-manifests: fail when the committed generated files differ from what `make manifests` writes
 check-manifests: manifests
-	@git diff --exit-code --stat -- config/ || { echo "generated files under config/ are stale: run make manifests"; exit 1; }
-	@test -z "$$(git status --porcelain --untracked-files=all -- config/)" || { git status --porcelain -- config/; echo "untracked generated files: run make manifests and commit"; exit 1; }
+	@git diff --exit-code --stat -- config/ helm-chart/ || { echo "generated files under config/ or helm-chart/ are stale: run make manifests"; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- config/ helm-chart/)" || { git status --porcelain -- config/ helm-chart/; echo "untracked generated files: run make manifests and commit"; exit 1; }
 
 ## bench-runtime: informer figures for 10,000 pods on a real control plane (see docs/benchmarks.md)
 bench-runtime: install bins

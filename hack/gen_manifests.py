@@ -1,4 +1,5 @@
-"""Writes the generated files under config/ (CRDs from api/v1, RBAC from the controllers' declared needs).
+"""Writes the generated files under config/ (CRDs from api/v1, RBAC from the controllers' declared needs)
+and their copies in the Helm chart (helm-chart/kuberay-operator: crds/, files/).
 
     python hack/gen_manifests.py           # write (what `make manifests` runs); idempotent
     python hack/gen_manifests.py --check   # write nothing; exit 1 if a generated file is stale
@@ -28,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from api.crdgen import render_crds  # noqa: E402
-from controllers.ray.rbac import render_rbac  # noqa: E402
+from controllers.ray.rbac import render_chart_rules, render_rbac  # noqa: E402
 from pkg.webhooks.v1 import render_webhook_configuration  # noqa: E402
 
 CONFIG = REPO / "config"
@@ -42,8 +43,14 @@ class Generator:
     """One source of generated files: ``render()`` → {file name relative to ``out_dir``: objects}."""
 
     name: str
-    out_dir: str  # relative to config/
+    out_dir: str  # relative to config/ (the Helm chart's is ../helm-chart/kuberay-operator)
     render: Callable[[], Rendered]
+
+
+def render_chart() -> Rendered:
+    """The Helm chart's generated files: the CRDs under crds/ (Helm installs them before the
+    templates) and the rules its roles bind."""
+    return {**{f"crds/{name}": objs for name, objs in render_crds().items()}, **render_chart_rules()}
 
 
 #: The generators `make manifests` runs, in order.
@@ -51,6 +58,7 @@ GENERATORS: list[Generator] = [
     Generator("crd", "crd/bases", render_crds),
     Generator("rbac", "rbac", render_rbac),
     Generator("webhook", "webhook", render_webhook_configuration),
+    Generator("chart", "../helm-chart/kuberay-operator", render_chart),
 ]
 
 

@@ -403,3 +403,12 @@ def render_rbac() -> dict[str, list[dict[str, Any]]]:
         ],
         "namespaced/role_binding.yaml": [_binding("RoleBinding", CLUSTER_ROLE_NAME, "Role", CLUSTER_ROLE_NAME)],
     }
+
+
+def render_chart_rules() -> dict[str, list[dict[str, Any]]]:
+    """The rules the Helm chart (helm-chart/kuberay-operator) binds, as files under its ``files/``: the
+    operator's (its ClusterRole, or a Role per watched namespace) and the leader election Role's."""
+    return {
+        "files/rules.yaml": [{"rules": rules_for(all_permissions())}],
+        "files/leader-election-rules.yaml": [{"rules": rules_for(LEADER_ELECTION_PERMISSIONS)}],
+    }

@@ -86,6 +86,13 @@ def test_help_runs_as_uid_65532_with_the_deployments_security_settings(image: st
     assert who.stdout.split() == ["65532", "65532", PYTHON]
 
 
+def test_upstreams_command_path_starts_the_operator(image: str) -> None:
+    """Upstream's manifests and Helm chart set ``command: [/manager]``: swapping in this image is enough."""
+    res = run_image("--help", entrypoint="/manager", podman_args=AS_DEPLOYED)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("usage: kuberay-operator"), res.stdout[:500]
+
+
 def test_a_bad_flag_exits_non_zero_with_usage(image: str) -> None:
     res = run_image("--no-such-flag")
     assert res.returncode == 2

@@ -2,14 +2,16 @@
 
 Each overlay gets a T2 plane of its own (its CRDs, RBAC and Deployment come from the install, so they
 cannot collide with the session plane's), audited for the installed ServiceAccount. The install is
-``kubectl apply --server-side -k config/<overlay>``; then each replica of the Deployment runs from the
-image with ``podman run --network host`` (support/image.py), with the container's args and env as the
-Deployment has them (support/deployed.py expands ``$(VAR)``), the in-cluster variables pointing at the
-loopback apiserver, and a ServiceAccount token from the TokenRequest API mounted where a kubelet mounts
-it. Two differences from a kubelet, both forced by the host network: the metrics and probe bind
-addresses become ``127.0.0.1:<free port>`` (the Deployment's ``:8080``/``:8082`` would bind every
-address and collide between replicas), and the container's ``/etc/hosts`` maps the head Services' DNS
-names to loopback addresses where a fake Ray dashboard answers (nothing else resolves cluster DNS here).
+``kubectl apply --server-side -k config/<overlay>``, or ``helm install`` of helm-chart/kuberay-operator
+(whose Deployment starts upstream's ``/manager`` command and sets no bind flags); then each replica
+of the Deployment runs from the image with ``podman run --network host`` (support/image.py), with the
+container's command, args and env as the Deployment has them (support/deployed.py expands ``$(VAR)``),
+the in-cluster variables pointing at the loopback apiserver, and a ServiceAccount token from the
+TokenRequest API mounted where a kubelet mounts it. Two differences from a kubelet, both forced by the
+host network: the metrics and probe bind addresses become ``127.0.0.1:<free port>`` (the Deployment's
+``:8080``/``:8082``, given or defaulted, would bind every address and collide between replicas), and
+the container's ``/etc/hosts`` maps the head Services' DNS names to loopback addresses where a fake Ray
+dashboard answers (nothing else resolves cluster DNS here).
 
 Every test ends with a look at the audit log: any request the authorizer refused fails it.
 """
@@ -20,7 +22,7 @@ import asyncio
 import contextlib
 import copy
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,8 @@ from support.deployed import (
     service_account_volume,
 )
 from support.fake_dashboard import FakeDashboard
-from support.image import Container, Mount, ensure_image, service_account_mount
+from support.helm import install as helm_install
+from support.image import Container, Mount, ensure_image, image_ref, service_account_mount
 from support.rbac_audit import AuditLog
 from support.wait import eventually, gone
 
@@ -147,9 +150,11 @@ class Installed:
 
         spec = pod_spec(self.deployment, f"r{len(self.replicas)}", free_port)
         sa = service_account_volume(self.plane, spec.namespace, spec.service_account, self.work / f"sa-{spec.name}")
-        assert not spec.command, "the Deployment sets only args: the image's entrypoint is the operator"
+        # The kustomize Deployment sets only args (the image's entrypoint); Helm's sets upstream's command.
+        assert spec.command in ([], ["/manager"]), spec.command
         container = Container(
             args=spec.args,
+            entrypoint=spec.command[0] if spec.command else None,
             env={**spec.env, **in_cluster_env(self.plane)},
             mounts=[service_account_mount(sa), Mount(self.hosts, "/etc/hosts")],
             read_only=True,  # the Deployment's readOnlyRootFilesystem
@@ -191,12 +196,16 @@ def _deploy_plane(work: Path) -> Any:
 
 
 @contextlib.contextmanager
-def installed(overlay: str, tmp: Path, replicas: int = 1) -> Iterator[Installed]:
+def installed(
+    overlay: str, tmp: Path, replicas: int = 1, how: Callable[[Any], list[dict[str, Any]]] | None = None
+) -> Iterator[Installed]:
+    """``config/<overlay>`` installed on a plane of its own (or by ``how(plane)``, as the Helm chart is),
+    and ``replicas`` replicas of its Deployment running from the image."""
     image = ensure_image()
     plane = _deploy_plane(tmp)
     inst: Installed | None = None
     try:
-        objects = install(plane, REPO / "config" / overlay)
+        objects = how(plane) if how is not None else install(plane, REPO / "config" / overlay)
         plane.start_sim()  # after the install: the garbage collector learns the CRDs' kinds at start
         inst = Installed(
             plane, overlay.rsplit("/", 1)[-1], objects, image, tmp, AuditLog(plane.audit_log, OPERATOR_USER)
@@ -453,3 +462,36 @@ async def test_ha_overlay_one_leader_and_failover_when_it_is_killed(tmp_path: Pa
                 patch_type="json",
             )
             await cluster_ready(c, ns, "rc", 2)
+
+
+# ---- the Helm chart ----------------------------------------------------------------------------------
+
+
+async def test_helm_install_runs_the_operator_under_the_charts_rbac(tmp_path: Path) -> None:
+    """``helm install`` of helm-chart/kuberay-operator with the default values (the image set): Helm
+    installs the CRDs, then the chart's ServiceAccount, roles and Deployment; the Deployment's pod runs
+    upstream's ``/manager`` command with the chart's flags, as that ServiceAccount, and manages a
+    RayCluster in another namespace with no request refused."""
+    repo, _, tag = image_ref().rpartition(":")
+
+    def how(plane: Any) -> list[dict[str, Any]]:
+        return helm_install(plane.kubeconfig, INSTALL_NAMESPACE, f"image.repository={repo}", f"image.tag={tag}")
+
+    with installed("helm", tmp_path, how=how) as inst:
+        kinds = {(o["kind"], o["metadata"]["name"]) for o in inst.objects}
+        assert {("ClusterRole", "kuberay-operator"), ("Role", "kuberay-operator-leader-election")} <= kinds
+        (replica,) = inst.replicas
+        assert replica.spec.command == ["/manager"] and "--enable-metrics=true" in replica.spec.args
+        await ready(replica)
+        async with admin(inst.plane) as c:
+            leader = await eventually(lambda: lease_holder(c), 60, "the leader Lease")
+            assert leader.startswith(replica.spec.name)
+            ns = await new_namespace(c, "team-helm")
+            rc = copy.deepcopy(CLUSTER)
+            rc["metadata"]["namespace"] = ns
+            await c.create(RAYCLUSTERS, rc, ns)
+            await cluster_ready(c, ns, "rc", 1)
+        # The chart's probes and Service scrape /metrics on the http port, where the operator binds by default.
+        assert replica.spec.binds["--metrics-addr"].endswith(f":{replica.spec.ports['http']}")
+        status, body = await http_get(replica.metrics_port, "/metrics") or (0, "")
+        assert status == 200 and "kuberay_cluster_info" in body  # --enable-metrics=true, from the chart

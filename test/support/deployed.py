@@ -29,7 +29,8 @@ from support.rbac_audit import request_token
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL_TIMEOUT = 120
 SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
-BIND_FLAGS = ("--metrics-addr", "--health-probe-bind-address")
+#: the operator's listening flags and their defaults (its Configuration's metricsAddr and probeAddr)
+BIND_FLAGS = {"--metrics-addr": ":8080", "--health-probe-bind-address": ":8082"}
 
 
 def kubectl(plane: Any, *args: str) -> str:
@@ -106,6 +107,12 @@ def pod_spec(deploy: dict[str, Any], replica: str, free_port: Any) -> PodSpec:
             binds[flag] = value
             a = f"{flag}=127.0.0.1:{free_port()}"
         rewritten.append(a)
+    if "--config" not in args:
+        # A flag left out binds the operator's default address (Helm's chart sets neither).
+        for flag, default in BIND_FLAGS.items():
+            if flag not in binds and last_flag(args, flag) is None:
+                binds[flag] = default
+                rewritten.append(f"{flag}=127.0.0.1:{free_port()}")
     return PodSpec(
         name=pod["metadata"]["name"],
         namespace=pod["metadata"]["namespace"],
