@@ -221,7 +221,6 @@ class Driver:
 
     def __init__(self, client: Client, sides: list[Side]) -> None:
         self.client, self.sides = client, sides
-        self._task: asyncio.Task[None] | None = None
         self.errors: list[str] = []
         #: upstream's head Serve proxies: (side, cluster) -> (ip, port, site) listening on the head pod IP
         self._proxies: dict[tuple[str, str], tuple[str, int, web.BaseSite]] = {}
@@ -389,15 +388,34 @@ class Driver:
                 self.errors.append(repr(e))
             await asyncio.sleep(0.3)  # polling interval of the simulated Ray side
 
+    async def _watch_jobs(self, side: Side) -> None:
+        """Seed a submitter's job as soon as its RayJob names the job id (a watch), not at the next tick.
+        A real ``ray job submit`` has created the job before its pod can finish; the simulated submitter
+        finishes at once, and on a cluster that is already up (clusterSelector) the operator may see it
+        finished within a tick, then fail the RayJob for a job its head does not know. The tick still
+        covers anything a broken watch misses."""
+        while True:
+            try:
+                async with contextlib.aclosing(self.client.watch(RAYJOBS, side.namespace, timeout_seconds=60)) as w:
+                    async for ev in w:
+                        if ev.get("type") in ("ADDED", "MODIFIED"):
+                            await self._job(side, ev["object"])
+            except Exception as e:  # a transient API error: watch again
+                self.errors.append(f"{side.name} RayJob watch: {e!r}")
+                await asyncio.sleep(0.3)
+
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Driver]:
-        self._task = asyncio.create_task(self._run())
+        tasks = [asyncio.create_task(self._run())]
+        tasks += [asyncio.create_task(self._watch_jobs(side)) for side in self.sides]
         try:
             yield self
         finally:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(BaseException):
+                    await t
 
 
 # ---- snapshots, settling ---------------------------------------------------------------------------
