@@ -110,7 +110,7 @@ def pod_spec(deploy: dict[str, Any], replica: str, free_port: Any) -> PodSpec:
     if "--config" not in args:
         # A flag left out binds the operator's default address (Helm's chart sets neither).
         for flag, default in BIND_FLAGS.items():
-            if flag not in binds and last_flag(args, flag) is None:
+            if last_flag(args, flag) is None:
                 binds[flag] = default
                 rewritten.append(f"{flag}=127.0.0.1:{free_port()}")
     return PodSpec(

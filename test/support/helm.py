@@ -3,6 +3,7 @@ chart under helm-chart/kuberay-operator."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,8 +17,10 @@ CHART = REPO / "helm-chart" / "kuberay-operator"
 TIMEOUT = 120.0
 
 
+@functools.cache
 def helm_binary() -> Path:
-    """The pinned Helm; fails (not skips) the test when it was not built, as for the control plane."""
+    """The pinned Helm (looked up once per session); fails (not skips) the test when it was not built, as
+    for the control plane."""
     out = subprocess.run(
         ["bash", str(REPO / "hack" / "build-helm.sh"), "--path"], capture_output=True, text=True, check=True, timeout=30
     )
